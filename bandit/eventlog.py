@@ -1,0 +1,157 @@
+"""Append-only event log: Parquet (zstd) segments in a directory.
+
+Each call to :meth:`EventLog.flush` writes the buffered records as one new
+segment. A segment is written under a temporary name, flushed, fsynced and
+renamed, and the directory is fsynced after the rename, so a reader never sees
+a half-written segment: files whose name ends in ``.parquet`` are complete.
+Segments are never modified in place; tools that rewrite the log (retention,
+erasure) write a replacement segment the same way and then delete the old one.
+
+Segment names are ``events-<sequence>-<nonce>.parquet`` with a zero-padded
+sequence number, so the lexical order of names is the order of writing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from bandit.errors import EventLogError
+from bandit.events import EVENT_SCHEMA, Record, records_to_table, table_to_records
+
+__all__ = ["EventLog", "read_events", "read_records", "list_segments", "write_segment"]
+
+logger = logging.getLogger(__name__)
+
+_SEGMENT = re.compile(r"events-(\d{12})-[0-9a-f]{8}\.parquet")
+
+
+def list_segments(directory: str | os.PathLike[str]) -> list[Path]:
+    """Return the complete segments of a log directory, oldest first."""
+    path = Path(directory)
+    if not path.is_dir():
+        return []
+    return sorted(p for p in path.iterdir() if _SEGMENT.fullmatch(p.name))
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_segment(directory: Path, table: pa.Table, sequence: int) -> Path:
+    """Write ``table`` as segment number ``sequence`` atomically and return its path."""
+    final = directory / f"events-{sequence:012d}-{secrets.token_hex(4)}.parquet"
+    temporary = directory / f".{final.name}.tmp"
+    try:
+        with open(temporary, "wb") as handle:
+            pq.write_table(table, handle, compression="zstd")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, final)
+        _fsync_directory(directory)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise EventLogError(f"failed to write event-log segment {final}: {error}") from error
+    return final
+
+
+class EventLog:
+    """Writer of one policy's event log.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        Directory of the segments; created when missing.
+
+    Notes
+    -----
+    Not thread-safe: one writer (the policy's learner) owns a log. Stale
+    temporary files from a crash are removed when the log is opened.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise EventLogError(f"cannot create event-log directory {self.directory}: {error}") from error
+        if not os.access(self.directory, os.W_OK):
+            raise EventLogError(f"event-log directory {self.directory} is not writable")
+        for stale in self.directory.glob(".events-*.tmp"):
+            logger.warning("removing incomplete segment %s left by an earlier crash", stale)
+            stale.unlink(missing_ok=True)
+        segments = list_segments(self.directory)
+        self._next_sequence = int(_SEGMENT.fullmatch(segments[-1].name).group(1)) + 1 if segments else 0  # type: ignore[union-attr]
+        self._buffer: list[Record] = []
+
+    @property
+    def buffered(self) -> int:
+        """Number of records appended but not yet flushed."""
+        return len(self._buffer)
+
+    def append(self, record: Record) -> None:
+        """Buffer one record; it becomes durable at the next :meth:`flush`."""
+        self._buffer.append(record)
+
+    def extend(self, records: Iterable[Record]) -> None:
+        """Buffer several records."""
+        self._buffer.extend(records)
+
+    def flush(self) -> Path | None:
+        """Write the buffered records as one segment; return its path, or None if empty.
+
+        On failure the records stay buffered, so a later flush can retry.
+        """
+        if not self._buffer:
+            return None
+        table = records_to_table(self._buffer)
+        path = write_segment(self.directory, table, self._next_sequence)
+        self._next_sequence += 1
+        self._buffer.clear()
+        return path
+
+
+def read_events(directory: str | os.PathLike[str], kinds: Iterable[str] | None = None) -> pa.Table:
+    """Read every complete segment of a log directory into one table.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        The log directory.
+    kinds : iterable of str, optional
+        Keep only these record kinds (``decision``, ``reward``,
+        ``activation``, ``joined``).
+
+    Returns
+    -------
+    pyarrow.Table
+        Rows of :data:`~bandit.events.EVENT_SCHEMA`, in writing order.
+    """
+    tables = []
+    for segment in list_segments(directory):
+        try:
+            tables.append(pq.read_table(segment, schema=EVENT_SCHEMA))
+        except (OSError, pa.ArrowInvalid) as error:
+            raise EventLogError(f"event-log segment {segment} is unreadable: {error}") from error
+    table = pa.concat_tables(tables) if tables else EVENT_SCHEMA.empty_table()
+    if kinds is not None:
+        wanted = pa.array(sorted(set(kinds)), type=pa.string())
+        table = table.filter(pc.is_in(table["kind"], value_set=wanted))
+    return table
+
+
+def read_records(directory: str | os.PathLike[str], kinds: Iterable[str] | None = None) -> list[Record]:
+    """Read a log directory back as typed records."""
+    return table_to_records(read_events(directory, kinds))
