@@ -26,10 +26,11 @@ letter never share features.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import product
 from types import MappingProxyType
 from typing import TypeAlias
@@ -112,6 +113,8 @@ class Action:
 
     id: str
     features: Namespaces
+    key: str = field(init=False, repr=False, compare=False)
+    """Canonical JSON of id and features; identifies the action in caches."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str):
@@ -121,6 +124,7 @@ class Action:
                 f"action id must have 1 to {MAX_NAME_LENGTH} characters, got {len(self.id)}: {self.id[:40]!r}"
             )
         object.__setattr__(self, "features", validate_namespaces(self.features, f"action[{self.id!r}]"))
+        object.__setattr__(self, "key", json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")))
 
     def to_dict(self) -> dict[str, object]:
         """Return a JSON-ready ``{"id": ..., "features": ...}`` mapping."""
