@@ -132,8 +132,11 @@ class Learner:
                     self.joiner.add_reward(record)
             elif isinstance(record, ActivationRecord) and record.event_id not in joined_ids:
                 self.joiner.activate(record.event_id, record.timestamp)
-        if replayed:
-            self.policy.model_version += 1
+        # Versions published after the checkpoint are not in it, but every
+        # decision logs the version it used: continue after the newest one.
+        newest_logged = max((r.model_version for r in records if isinstance(r, DecisionRecord)), default=0)
+        if replayed or newest_logged > self.policy.model_version:
+            self.policy.model_version = max(self.policy.model_version, newest_logged) + 1
         self._published_examples = self.policy.examples_learned
         logger.info(
             "restored policy %r: model version %d, %d examples learned (%d replayed from the log), %d pending",
