@@ -31,6 +31,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import product
 from types import MappingProxyType
 from typing import TypeAlias
@@ -55,6 +56,7 @@ MAX_NAME_LENGTH = 256
 """Longest namespace name, feature name, string value or action id, in characters."""
 
 _NAMESPACE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+_SAFE_TEXT = re.compile(r"[A-Za-z0-9_.]*")
 _SAFE_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.")
 _CONTEXT_LETTER = "c"
 _ACTION_LETTER = "a"
@@ -76,6 +78,13 @@ def escape_token(text: str) -> str:
         The UTF-8 bytes of ``text``; each byte outside ``[A-Za-z0-9_.]`` is
         written as ``%XX`` (upper-case hex).
     """
+    if _SAFE_TEXT.fullmatch(text):
+        return text
+    return _escape_unsafe(text)
+
+
+@lru_cache(maxsize=65_536)
+def _escape_unsafe(text: str) -> str:
     out: list[str] = []
     for byte in text.encode("utf-8", errors="surrogatepass"):
         if byte in _SAFE_BYTES:
@@ -146,6 +155,32 @@ def _check_feature_value(where: str, value: object) -> FeatureValue:
     raise TypeError(f"feature {where} must be a str, number or bool, got {type(value).__name__}")
 
 
+def _check_features(owner: str, ns_name: str, features: object) -> dict[str, FeatureValue]:
+    if not isinstance(features, Mapping):
+        raise TypeError(f"{owner}.{ns_name} must be a mapping of feature name to value")
+    clean: dict[str, FeatureValue] = {}
+    for name, value in features.items():
+        kind = type(value)
+        # Fast path for the common well-formed cases; anything else goes
+        # through the full checks, which name the offending feature.
+        if type(name) is str and len(name) <= MAX_NAME_LENGTH:
+            if kind is str and len(value) <= MAX_NAME_LENGTH:  # type: ignore[arg-type]
+                clean[name] = value  # type: ignore[assignment]
+                continue
+            if kind is float and value - value == 0.0:  # type: ignore[operator]  # finite floats only
+                clean[name] = value  # type: ignore[assignment]
+                continue
+            if kind is bool:
+                clean[name] = value  # type: ignore[assignment]
+                continue
+        if not isinstance(name, str):
+            raise TypeError(f"{owner}.{ns_name} feature name must be a str, got {type(name).__name__}")
+        if len(name) > MAX_NAME_LENGTH:
+            raise ValueError(f"{owner}.{ns_name} feature name is longer than {MAX_NAME_LENGTH} characters")
+        clean[name] = _check_feature_value(f"{owner}.{ns_name}.{name[:70]!r}", value)
+    return clean
+
+
 def validate_namespaces(namespaces: object, owner: str = "context") -> Mapping[str, Mapping[str, FeatureValue]]:
     """Validate feature namespaces into a read-only mapping.
 
@@ -179,34 +214,27 @@ def validate_namespaces(namespaces: object, owner: str = "context") -> Mapping[s
             raise ValueError(
                 f"{owner} namespace name {ns_name[:70]!r} is invalid: use 1 to 64 characters from [A-Za-z0-9_]"
             )
-        if not isinstance(features, Mapping):
-            raise TypeError(f"{owner}.{ns_name} must be a mapping of feature name to value")
-        clean: dict[str, FeatureValue] = {}
-        for name, value in features.items():
-            if not isinstance(name, str):
-                raise TypeError(f"{owner}.{ns_name} feature name must be a str, got {type(name).__name__}")
-            if len(name) > MAX_NAME_LENGTH:
-                raise ValueError(f"{owner}.{ns_name} feature name is longer than {MAX_NAME_LENGTH} characters")
-            clean[name] = _check_feature_value(f"{owner}.{ns_name}.{name[:70]!r}", value)
-        checked[ns_name] = MappingProxyType(clean)
+        checked[ns_name] = MappingProxyType(_check_features(owner, ns_name, features))
     return MappingProxyType(checked)
 
 
 def validate_actions(actions: Iterable[Action], max_actions: int | None = None) -> tuple[Action, ...]:
     """Check a candidate action list: not empty, unique ids, within the limit."""
     result = tuple(actions)
-    for action in result:
-        if not isinstance(action, Action):
-            raise TypeError(f"actions must be Action instances, got {type(action).__name__}")
     if not result:
         raise ValueError("actions must contain at least one action, got none")
     if max_actions is not None and len(result) > max_actions:
         raise ValueError(f"actions has {len(result)} entries, more than the limit of {max_actions}")
-    seen: set[str] = set()
     for action in result:
-        if action.id in seen:
-            raise ValueError(f"actions contains the id {action.id!r} more than once")
-        seen.add(action.id)
+        if type(action) is not Action:
+            raise TypeError(f"actions must be Action instances, got {type(action).__name__}")
+    ids = [action.id for action in result]
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        for action_id in ids:
+            if action_id in seen:
+                raise ValueError(f"actions contains the id {action_id!r} more than once")
+            seen.add(action_id)
     return result
 
 
@@ -277,13 +305,24 @@ class NamespaceLayout:
         return result
 
 
+@lru_cache(maxsize=262_144)
+def _string_token(name: str, value: str) -> str:
+    return f"{escape_token(name)}={escape_token(value)}"
+
+
+@lru_cache(maxsize=65_536)
+def _name_token(name: str) -> str:
+    return escape_token(name)
+
+
 def _feature_token(name: str, value: FeatureValue) -> str:
-    escaped = escape_token(name)
-    if isinstance(value, bool):
-        return f"{escaped}!{1 if value else 0}"
+    # Categorical tokens repeat across requests, so they are cached whole;
+    # numeric tokens cache only the escaped name.
     if isinstance(value, str):
-        return f"{escaped}={escape_token(value)}"
-    return f"{escaped}:{float(value)!r}"
+        return _string_token(name, value)
+    if isinstance(value, bool):
+        return f"{_name_token(name)}!{1 if value else 0}"
+    return f"{_name_token(name)}:{float(value)!r}"
 
 
 class Encoder:

@@ -134,9 +134,10 @@ class Learner:
                 self.joiner.activate(record.event_id, record.timestamp)
         # Versions published after the checkpoint are not in it, but every
         # decision logs the version it used: continue after the newest one.
+        # A restart with anything logged always starts a new version, which
+        # also keeps event ids generated from the version unique.
         newest_logged = max((r.model_version for r in records if isinstance(r, DecisionRecord)), default=0)
-        if replayed or newest_logged > self.policy.model_version:
-            self.policy.model_version = max(self.policy.model_version, newest_logged) + 1
+        self.policy.model_version = max(self.policy.model_version, newest_logged) + 1
         self._published_examples = self.policy.examples_learned
         logger.info(
             "restored policy %r: model version %d, %d examples learned (%d replayed from the log), %d pending",

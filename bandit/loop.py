@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,29 +47,28 @@ def validate_event_id(event_id: object, field_name: str = "event_id") -> str:
 
 @dataclass(frozen=True)
 class Decision:
-    """The answer to :meth:`DecisionLoop.choose`.
-
-    ``ranking`` lists every eligible action with its probability, highest
-    first (ties in scoring order).
-    """
+    """The answer to :meth:`DecisionLoop.choose`."""
 
     event_id: str
     chosen_action: str
     probability: float
-    ranking: tuple[tuple[str, float], ...]
     model_version: int
     learning_mode: LearningMode
     record: DecisionRecord
 
+    @property
+    def ranking(self) -> tuple[tuple[str, float], ...]:
+        """Every eligible action with its probability, highest first (ties in scoring order)."""
+        pairs = zip(self.record.action_ids, self.record.pmf)
+        return tuple(sorted(pairs, key=lambda pair: -pair[1]))
+
     @classmethod
     def from_record(cls, record: DecisionRecord) -> Decision:
         """Build the answer from a decision record."""
-        order = sorted(range(len(record.pmf)), key=lambda i: -record.pmf[i])
         return cls(
             event_id=record.event_id,
             chosen_action=record.chosen_action,
             probability=record.probability,
-            ranking=tuple((record.action_ids[i], record.pmf[i]) for i in order),
             model_version=record.model_version,
             learning_mode=record.learning_mode,
             record=record,
@@ -116,9 +114,13 @@ class DecisionLoop:
         self.settings = settings
         self.clock: Callable[[], float] = clock if clock is not None else time.time
         self.learner = Learner(settings, data_dir, restore=restore)
-        # Event ids are drawn from the policy seed, so equally seeded loops
-        # generate the same ids and therefore the same decisions.
-        self._id_generator = np.random.default_rng(settings.seed)
+        # Generated event ids are a prefix drawn from (seed, model version at
+        # start) and a counter: equally seeded loops generate the same ids,
+        # and a restart, which always starts a new model version once
+        # anything was logged, never repeats an id already in the log.
+        prefix_rng = np.random.default_rng([settings.seed, self.learner.policy.model_version])
+        self._id_prefix = prefix_rng.bytes(8).hex()
+        self._id_counter = 0
         self._recent: OrderedDict[str, Decision] = OrderedDict()
 
     @property
@@ -127,7 +129,8 @@ class DecisionLoop:
         return self.learner.policy
 
     def _new_event_id(self) -> str:
-        return str(uuid.UUID(bytes=self._id_generator.bytes(16), version=4))
+        self._id_counter += 1
+        return f"{self._id_prefix}-{self._id_counter:08x}"
 
     def choose(
         self,

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import vowpalwabbit
+import pylibvw  # the compiled binding shipped with the vowpalwabbit wheel
 
 from bandit.baseline import choose_baseline
 from bandit.errors import CheckpointError, InvalidPmfError
@@ -172,7 +173,11 @@ class Policy:
             return (1.0,)
         shared = self._workspace.parse([self._encoder.shared_line(context)])
         try:
-            raw = self._workspace.predict(shared + self._cached_action_examples(actions))
+            # The binding's predict_multi skips the Python wrapper's type
+            # dispatch; for --cb_explore_adf the first example then holds the
+            # probabilities in the order of the action examples.
+            pylibvw.vw.predict_multi(self._workspace, shared + self._cached_action_examples(actions))
+            raw = shared[0].get_action_scores()
         finally:
             self._workspace.finish_example(shared)
         return validate_pmf(raw, len(actions))
