@@ -1,0 +1,53 @@
+"""Bind Ray Serve's gRPC servers to 127.0.0.1 instead of every interface.
+
+Ray Serve 2.60 binds its gRPC proxy, the replicas' direct-ingress gRPC
+servers and the replicas' internal gRPC servers to ``[::]`` with no host
+option (``ray/serve/_private/grpc_util.py`` and ``replica.py``).
+``microbandit serve`` runs a single-node server, so it installs
+:func:`bind_loopback` as Ray's ``worker_process_setup_hook``: in every worker
+process it wraps the two functions that add those listening addresses and
+rewrites ``[::]:PORT`` to ``127.0.0.1:PORT``.
+
+NOTE: this patches Ray Serve internals and is checked against Ray 2.60 only
+(an integration test asserts the gRPC ports listen on loopback). Ray's core
+processes (GCS, raylet, core-worker RPC) still listen on every interface;
+Ray's token authentication guards them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["bind_loopback", "loopback_address"]
+
+logger = logging.getLogger(__name__)
+
+_ALL_INTERFACES_PREFIX = "[::]:"
+
+
+def loopback_address(address: str) -> str:
+    """Return ``address`` with an all-interfaces host replaced by 127.0.0.1."""
+    if address.startswith(_ALL_INTERFACES_PREFIX):
+        return "127.0.0.1:" + address[len(_ALL_INTERFACES_PREFIX) :]
+    return address
+
+
+def _wrap(function: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    if getattr(function, "_microbandit_loopback", False):
+        return function
+
+    def add_loopback_address(server: Any, address: str) -> Any:
+        return function(server, loopback_address(address))
+
+    add_loopback_address._microbandit_loopback = True  # type: ignore[attr-defined]
+    return add_loopback_address
+
+
+def bind_loopback() -> None:
+    """Patch Ray Serve in this process so its gRPC servers listen on 127.0.0.1 only."""
+    from ray.serve._private import default_impl, replica
+
+    default_impl.add_grpc_address = _wrap(default_impl.add_grpc_address)
+    replica.add_port_to_grpc_server = _wrap(replica.add_port_to_grpc_server)

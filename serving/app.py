@@ -1,0 +1,391 @@
+"""The Ray Serve application: a Decider deployment and one learner actor per policy.
+
+The ``Decider`` deployment is the gRPC ingress: Ray Serve routes every
+``microbandit.v1.DecisionService`` call to one of its replicas, which answers
+Choose and ChooseBatch from its own model snapshots and forwards Reward,
+Activate and GetPolicy to the policy's learner. The decision path stays in
+one deployment because each extra deployment hop costs a handle call.
+
+Each policy has one learner, a named Ray actor (``LearnerActor``) that is
+the only writer of the policy's model and event log. Deciders push decision
+records to it in batches every ``decision_flush_interval_seconds`` (without
+blocking replies), and poll it for a newer model every policy's
+``model_update_interval_seconds``.
+
+``build_app`` is a Ray Serve application builder, so the same application
+runs under ``microbandit serve``, ``serve run serving.app:build_app
+config=FILE`` and ``serve deploy``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import ray
+from ray import serve
+
+from bandit.events import DecisionRecord, RewardStatus, records_to_table, table_to_records
+from bandit.errors import UnknownEventError
+from protos.microbandit.v1 import decision_service_pb2 as pb
+from serving._private.convert import learning_mode_to_proto, reward_status_to_proto
+from serving.config import DEFAULT_APPLICATION_NAME, MicrobanditConfig, load_config
+from serving.decider import DeciderCore
+from serving.errors import LearnerUnavailableError, status_for
+from serving.learner import UNKNOWN_EVENT, LearnerService
+
+__all__ = [
+    "LearnerActor",
+    "Decider",
+    "build_app",
+    "build_application",
+    "get_or_create_learner",
+    "learner_actor_name",
+    "load_user_id_key",
+    "SERVICER_FUNCTION",
+    "LEARNER_NAMESPACE",
+]
+
+logger = logging.getLogger(__name__)
+
+SERVICER_FUNCTION = "protos.microbandit.v1.decision_service_pb2_grpc.add_DecisionServiceServicer_to_server"
+"""Import path Ray Serve's gRPC options need to register the service."""
+LEARNER_NAMESPACE = "microbandit"
+"""Ray namespace of the learner actors."""
+_TICK_INTERVAL = 0.1
+# Seconds between learner timer ticks; bounds how late a reward window closes.
+_MAX_IN_FLIGHT_PUSHES = 8
+# Decision pushes a decider keeps unacknowledged before it waits for one.
+_UNKNOWN_ACTIVATION_WAIT_PUSHES = 3
+# An Activate for an unknown event waits this many decision-flush intervals,
+# so that a decision still buffered in another replica can arrive first.
+_KEY_BYTES = 32
+
+
+def learner_actor_name(policy: str) -> str:
+    """Return the Ray actor name of a policy's learner."""
+    return f"learner-{policy}"
+
+
+def load_user_id_key(config: MicrobanditConfig) -> bytes:
+    """Return the user-id pseudonymization key.
+
+    The key is the environment variable named by ``server.user_id_key_env``
+    when set; otherwise a random key created once in the data directory
+    (``user_id.key``, mode 0600), so pseudonyms stay stable across restarts.
+    """
+    from_env = os.environ.get(config.server.user_id_key_env)
+    if from_env:
+        return from_env.encode("utf-8")
+    path = config.data_path() / "user_id.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes()
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(secrets.token_bytes(_KEY_BYTES))
+        handle.flush()
+        os.fsync(handle.fileno())
+    return path.read_bytes()
+
+
+@ray.remote(max_restarts=3, max_task_retries=0)
+class LearnerActor:
+    """Ray actor around :class:`~serving.learner.LearnerService`.
+
+    Methods run on one event loop, one at a time between awaits, so the
+    service needs no locks. A timer task ticks the service every 0.1 s.
+    """
+
+    def __init__(self, config_json: str, policy: str) -> None:
+        config = MicrobanditConfig.model_validate_json(config_json)
+        self.service = LearnerService(config.policy(policy), config.server, time.time)
+        self._flush_interval = config.server.decision_flush_interval_seconds
+        self._closed = False
+        self._timer: asyncio.Task[None] | None = None
+
+    def _ensure_timer(self) -> None:
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().create_task(self._run_timer())
+
+    async def _run_timer(self) -> None:
+        while not self._closed:
+            try:
+                self.service.tick()
+            except Exception:  # a failed tick is retried; the error is logged with its traceback
+                logger.exception("learner tick of policy %r failed", self.service.settings.name)
+            await asyncio.sleep(_TICK_INTERVAL)
+
+    async def ready(self) -> int:
+        """Start the timer and return the published model version."""
+        self._ensure_timer()
+        return self.service.published.version
+
+    async def submit_decisions(self, table: pa.Table) -> int:
+        """Record a batch of decision records (an event-log table); return how many were new."""
+        self._ensure_timer()
+        records = [r for r in table_to_records(table) if isinstance(r, DecisionRecord)]
+        return self.service.submit_decisions(records)
+
+    async def reward(self, event_id: str, value: float, reward_id: str | None, timestamp: float) -> str:
+        """Record a reward; return its :class:`~bandit.events.RewardStatus` value."""
+        self._ensure_timer()
+        return self.service.reward(event_id, value, reward_id, timestamp).value
+
+    async def activate(self, event_id: str, timestamp: float) -> str:
+        """Activate a deferred decision, waiting briefly for a decision still in flight."""
+        self._ensure_timer()
+        for _ in range(_UNKNOWN_ACTIVATION_WAIT_PUSHES):
+            if self.service.knows(event_id):
+                break
+            await asyncio.sleep(self._flush_interval)
+        return self.service.activate(event_id, timestamp)
+
+    async def latest_model(self, known_version: int) -> tuple[int, bytes, int] | None:
+        """Return (version, checkpoint bytes, pending decisions) when newer than ``known_version``."""
+        self._ensure_timer()
+        published = self.service.latest_model(known_version)
+        if published is None:
+            return None
+        return published.version, published.checkpoint, self.service.learner.joiner.pending_count
+
+    async def pending(self) -> int:
+        """Return the number of decisions waiting for their reward window."""
+        return self.service.learner.joiner.pending_count
+
+    async def info(self) -> dict[str, Any]:
+        """Return the GetPolicy counters."""
+        return self.service.info()
+
+    async def checkpoint(self) -> int:
+        """Flush the log and checkpoint now; return the model version."""
+        self.service.checkpoint()
+        return self.service.published.version
+
+    async def close(self) -> int:
+        """Write the final checkpoint and stop the timer; return the model version."""
+        if not self._closed:
+            self._closed = True
+            self.service.close()
+        return self.service.published.version
+
+
+def get_or_create_learner(config: MicrobanditConfig, policy: str) -> ray.actor.ActorHandle:
+    """Return the learner actor of a policy, creating it when it does not exist.
+
+    The actor is detached, so it outlives the deployment that created it;
+    ``microbandit serve`` closes and kills it at shutdown.
+    """
+    return LearnerActor.options(  # type: ignore[attr-defined]
+        name=learner_actor_name(policy),
+        namespace=LEARNER_NAMESPACE,
+        get_if_exists=True,
+        lifetime="detached",
+        num_cpus=config.server.learner_cpus,
+    ).remote(config.model_dump_json(), policy)
+
+
+class Decider:
+    """Ray Serve deployment class of the gRPC DecisionService.
+
+    Parameters
+    ----------
+    config_json : str
+        The validated configuration as JSON.
+    """
+
+    async def __init__(self, config_json: str) -> None:
+        self.config = MicrobanditConfig.model_validate_json(config_json)
+        self.core = DeciderCore(self.config, load_user_id_key(self.config), time.time)
+        self.learners = {p.name: get_or_create_learner(self.config, p.name) for p in self.config.policies}
+        self._pushes: set[asyncio.Task[None]] = set()
+        for name, learner in self.learners.items():
+            await learner.ready.remote()
+            await self._update_model(name, learner)
+        self._closing = False
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._flush_loop())]
+        self._tasks += [loop.create_task(self._model_loop(name)) for name in self.learners]
+        logger.info("decider started with policies %s", sorted(self.learners))
+
+    # -- background work ------------------------------------------------------
+
+    async def _update_model(self, name: str, learner: ray.actor.ActorHandle) -> None:
+        slot = self.core.slots[name]
+        published = await learner.latest_model.remote(slot.model_version)
+        if published is None:
+            slot.learner_pending = await learner.pending.remote()
+            return
+        version, checkpoint, pending = published
+        slot.learner_pending = pending
+        self.core.install_model(name, checkpoint)
+        logger.info("policy %r now decides with model version %d", name, version)
+
+    async def _model_loop(self, name: str) -> None:
+        interval = self.config.policy(name).model_update_interval_seconds
+        while not self._closing:
+            await asyncio.sleep(interval)
+            try:
+                await self._update_model(name, self.learners[name])
+            except Exception:  # retried at the next interval
+                logger.exception("model update of policy %r failed", name)
+
+    async def _push(self, name: str, wait: bool) -> None:
+        records = self.core.take_buffer(name)
+        if not records:
+            return
+        reference = self.learners[name].submit_decisions.remote(records_to_table(records))
+        if wait:
+            await self._confirm_push(name, records, reference, reraise=True)
+            return
+        task = asyncio.get_running_loop().create_task(self._confirm_push(name, records, reference, reraise=False))
+        self._pushes.add(task)
+        task.add_done_callback(self._pushes.discard)
+
+    async def _confirm_push(self, name: str, records: list[DecisionRecord], reference: Any, reraise: bool) -> None:
+        try:
+            await reference
+        except Exception:
+            # The learner deduplicates event ids, so sending these again is safe.
+            dropped = self.core.return_to_buffer(name, records)
+            logger.exception("pushing %d decisions of policy %r failed; %d dropped", len(records), name, dropped)
+            if reraise:
+                raise
+
+    async def _flush_loop(self) -> None:
+        interval = self.config.server.decision_flush_interval_seconds
+        while not self._closing:
+            await asyncio.sleep(interval)
+            if len(self._pushes) >= _MAX_IN_FLIGHT_PUSHES:
+                await asyncio.wait(self._pushes, return_when=asyncio.FIRST_COMPLETED)
+            for name in self.learners:
+                await self._push(name, wait=False)
+
+    async def __del__(self) -> None:
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+        for name in self.learners:
+            try:
+                await self._push(name, wait=True)
+            except Exception:
+                logger.exception("final push of policy %r decisions failed", name)
+        if self._pushes:
+            await asyncio.gather(*self._pushes, return_exceptions=True)
+        self.core.close()
+        logger.info("decider stopped")
+
+    # -- RPC handlers ---------------------------------------------------------
+
+    @staticmethod
+    def _fail(grpc_context: Any, error: BaseException, empty: Any) -> Any:
+        code, message = status_for(error)
+        grpc_context.set_code(code)
+        grpc_context.set_details(message)
+        return empty
+
+    async def Choose(self, request: pb.ChooseRequest, grpc_context: Any) -> pb.ChooseResponse:  # noqa: N802 - gRPC method name
+        try:
+            return self.core.choose(request)
+        except Exception as error:
+            return self._fail(grpc_context, error, pb.ChooseResponse())
+
+    async def ChooseBatch(self, request: pb.ChooseBatchRequest, grpc_context: Any) -> pb.ChooseBatchResponse:  # noqa: N802
+        try:
+            return self.core.choose_batch(request)
+        except Exception as error:
+            return self._fail(grpc_context, error, pb.ChooseBatchResponse())
+
+    async def Reward(self, request: pb.RewardRequest, grpc_context: Any) -> pb.RewardResponse:  # noqa: N802
+        try:
+            reward = self.core.reward_input(request)
+            await self._push(reward.policy, wait=True)
+            status = await self.learners[reward.policy].reward.remote(
+                reward.event_id, reward.value, reward.reward_id, time.time()
+            )
+            return pb.RewardResponse(status=reward_status_to_proto(RewardStatus(status)))
+        except Exception as error:
+            return self._fail(grpc_context, error, pb.RewardResponse())
+
+    async def Activate(self, request: pb.ActivateRequest, grpc_context: Any) -> pb.ActivateResponse:  # noqa: N802
+        try:
+            policy, event_id = self.core.activate_input(request)
+            await self._push(policy, wait=True)
+            status = await self.learners[policy].activate.remote(event_id, time.time())
+            if status == UNKNOWN_EVENT:
+                raise UnknownEventError(f"event_id {event_id!r} is not a known decision of policy {policy!r}")
+            return pb.ActivateResponse(activated=status in ("activated", "already_joined"))
+        except Exception as error:
+            return self._fail(grpc_context, error, pb.ActivateResponse())
+
+    async def _policy_info(self, name: str) -> pb.PolicyInfo:
+        try:
+            info = await self.learners[name].info.remote()
+        except ray.exceptions.RayActorError as error:
+            raise LearnerUnavailableError(f"the learner of policy {name!r} is unavailable; retry later") from error
+        mode = self.core.slots[name].settings.learning_mode
+        return pb.PolicyInfo(
+            name=info["name"],
+            settings_json=info["settings_json"],
+            vw_args=info["vw_args"],
+            learning_mode=learning_mode_to_proto(mode),
+            model_version=info["model_version"],
+            examples_learned=info["examples_learned"],
+            decisions=info["decisions"],
+            rewards=info["rewards"],
+            last_model_update_unix_seconds=info["last_model_update"],
+            apprentice_match_rate=info["apprentice_match_rate"],
+            pending_decisions=info["pending"],
+            model_update_interval_seconds=info["model_update_interval"],
+        )
+
+    async def GetPolicy(self, request: pb.GetPolicyRequest, grpc_context: Any) -> pb.PolicyInfo:  # noqa: N802
+        try:
+            self.core.check_size(request)
+            slot = self.core.slot(request.policy)
+            await self._push(slot.settings.name, wait=True)
+            return await self._policy_info(slot.settings.name)
+        except Exception as error:
+            return self._fail(grpc_context, error, pb.PolicyInfo())
+
+    async def ListPolicies(self, request: pb.ListPoliciesRequest, grpc_context: Any) -> pb.ListPoliciesResponse:  # noqa: N802
+        try:
+            infos = [await self._policy_info(name) for name in sorted(self.learners)]
+            return pb.ListPoliciesResponse(policies=infos)
+        except Exception as error:
+            return self._fail(grpc_context, error, pb.ListPoliciesResponse())
+
+
+def build_application(config: MicrobanditConfig) -> serve.Application:
+    """Return the bound Serve application of a configuration."""
+    server = config.server
+    deployment = serve.deployment(
+        Decider,
+        name="Decider",
+        num_replicas=server.decider_replicas,
+        max_ongoing_requests=server.max_ongoing_requests,
+        ray_actor_options={"num_cpus": server.decider_cpus},
+        logging_config={"enable_access_log": server.access_log},
+        graceful_shutdown_timeout_s=10,
+    )
+    return deployment.bind(config.model_dump_json())
+
+
+def build_app(args: dict[str, str]) -> serve.Application:
+    """Ray Serve application builder: ``serve run serving.app:build_app config=FILE``.
+
+    Without ``config`` the embedded example configuration is used.
+    """
+    unknown = set(args) - {"config"}
+    if unknown:
+        raise ValueError(f"unknown application arguments {sorted(unknown)}; only 'config' is accepted")
+    path = args.get("config")
+    config = load_config(Path(path) if path else None)
+    return build_application(config)

@@ -1,0 +1,467 @@
+"""Configuration of the decision server: one YAML file of server settings and policies.
+
+The file is validated at start into frozen pydantic models; every error names
+the field (``policies[1].join.reward_wait_time_seconds``) and the value. Each
+policy section builds a :class:`bandit.settings.PolicySettings`. Defaults are
+the ``DEFAULT_*`` constants of this module and of :mod:`bandit.settings`.
+
+Example (the embedded default, ``serving/examples/micro_adjustments.yaml``)::
+
+    server:
+      grpc_port: 9000
+      data_dir: ./microbandit-data
+    policies:
+      - name: micro_adjustments
+        exploration: {type: squarecb}
+        reward_wait_time_seconds: 600
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bandit.baseline import OPERATORS, BaselineRules
+from bandit.errors import ConfigurationError
+from bandit.events import LearningMode
+from bandit.exploration import EXPLORATIONS, exploration_from_dict
+from bandit.settings import (
+    DEFAULT_BIT_PRECISION,
+    DEFAULT_MAX_ACTIONS,
+    DEFAULT_MAX_PENDING,
+    DEFAULT_ORPHAN_HOLD_TIME,
+    DEFAULT_REWARD,
+    DEFAULT_REWARD_WAIT_TIME,
+    Aggregation,
+    JoinSettings,
+    PolicySettings,
+    validate_policy_name,
+)
+from bandit.vwargs import validate_vw_args
+
+__all__ = [
+    "IngressMode",
+    "ServerConfig",
+    "PolicyConfig",
+    "BaselineConfig",
+    "ConditionConfig",
+    "RuleConfig",
+    "MicrobanditConfig",
+    "load_config",
+    "parse_config",
+    "default_config_text",
+    "DEFAULT_CONFIG_RESOURCE",
+    "DEFAULT_GRPC_PORT",
+    "DEFAULT_DATA_DIR",
+    "DEFAULT_DECIDER_REPLICAS",
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "DEFAULT_MODEL_UPDATE_INTERVAL",
+    "DEFAULT_CHECKPOINT_INTERVAL",
+    "DEFAULT_DECISION_BUFFER_SIZE",
+    "DEFAULT_DECISION_FLUSH_INTERVAL",
+    "DEFAULT_EVENT_ID_MEMORY",
+    "DEFAULT_MAX_BATCH_SIZE",
+    "DEFAULT_MAX_ONGOING_REQUESTS",
+    "DEFAULT_DECIDER_CPUS",
+    "DEFAULT_LEARNER_CPUS",
+    "DEFAULT_REQUEST_TIMEOUT",
+    "DEFAULT_APPLICATION_NAME",
+]
+
+DEFAULT_CONFIG_RESOURCE = "micro_adjustments.yaml"
+"""File name of the embedded example configuration in ``serving/examples``."""
+DEFAULT_APPLICATION_NAME = "microbandit"
+"""Name of the Ray Serve application."""
+DEFAULT_GRPC_PORT = 9000
+"""TCP port of the gRPC ingress on 127.0.0.1."""
+DEFAULT_DATA_DIR = "./microbandit-data"
+"""Directory of event logs and checkpoints, one subdirectory per policy."""
+DEFAULT_DECIDER_REPLICAS = 1
+"""Decider replicas. One fits a 2-CPU machine; add one per 1-2 spare cores."""
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+"""Largest accepted request message (4 MiB, gRPC's own default)."""
+DEFAULT_MODEL_UPDATE_INTERVAL = 2.0
+"""Seconds between publications of a policy's model to the deciders."""
+DEFAULT_CHECKPOINT_INTERVAL = 30.0
+"""Seconds between checkpoints of each learner (one more is written at shutdown)."""
+DEFAULT_DECISION_BUFFER_SIZE = 10_000
+"""Decision records a decider holds for the learners before it rejects decisions."""
+DEFAULT_DECISION_FLUSH_INTERVAL = 0.05
+"""Seconds between pushes of buffered decision records from a decider to the learners."""
+DEFAULT_EVENT_ID_MEMORY = 100_000
+"""Recent decisions each decider remembers per policy to replay repeated event ids."""
+DEFAULT_MAX_BATCH_SIZE = 1_000
+"""Largest number of requests in one ChooseBatch call."""
+DEFAULT_MAX_ONGOING_REQUESTS = 64
+"""Concurrent requests one decider replica accepts before Serve queues or rejects."""
+DEFAULT_DECIDER_CPUS = 0.5
+"""Logical CPUs Ray reserves for each decider replica."""
+DEFAULT_LEARNER_CPUS = 0.25
+"""Logical CPUs Ray reserves for each learner actor."""
+DEFAULT_REQUEST_TIMEOUT = 30.0
+"""Seconds after which the ingress cancels a request with DEADLINE_EXCEEDED."""
+
+_FORBID = ConfigDict(extra="forbid", frozen=True)
+
+
+class IngressMode(str, Enum):
+    """How gRPC requests reach the decider replicas."""
+
+    PROXY = "proxy"
+    """Ray Serve's gRPC proxy on ``grpc_port`` forwards each call to a replica."""
+    DIRECT = "direct"
+    """Each replica also serves gRPC on its own port (Ray Serve direct ingress)."""
+    THROUGHPUT_OPTIMIZED = "throughput_optimized"
+    """Direct ingress plus Ray Serve's throughput-optimized preset."""
+
+
+class ServerConfig(BaseModel):
+    """Settings of the server process and the Ray Serve application."""
+
+    model_config = _FORBID
+
+    grpc_port: int = Field(DEFAULT_GRPC_PORT, ge=1, le=65535, description="TCP port of the gRPC ingress (proxy).")
+    data_dir: str = Field(
+        DEFAULT_DATA_DIR,
+        min_length=1,
+        description="Directory of event logs and checkpoints; relative paths are resolved against the config file.",
+    )
+    decider_replicas: int = Field(DEFAULT_DECIDER_REPLICAS, ge=1, le=64, description="Number of decider replicas.")
+    ingress: IngressMode = Field(IngressMode.DIRECT, description="How gRPC requests reach the deciders.")
+    direct_ingress_port_range: tuple[int, int] | None = Field(
+        None,
+        description=(
+            "First and last TCP port for replicas' own gRPC servers in direct ingress; "
+            "default: grpc_port + 1 to grpc_port + 100."
+        ),
+    )
+    max_message_bytes: int = Field(
+        DEFAULT_MAX_MESSAGE_BYTES,
+        ge=1024,
+        le=2**31 - 1,
+        description="Largest accepted request message in bytes; larger ones get RESOURCE_EXHAUSTED.",
+    )
+    max_batch_size: int = Field(DEFAULT_MAX_BATCH_SIZE, ge=1, le=100_000, description="Most requests in one ChooseBatch.")
+    request_timeout_seconds: float = Field(
+        DEFAULT_REQUEST_TIMEOUT, gt=0, description="Seconds before the ingress cancels a request."
+    )
+    checkpoint_interval_seconds: float = Field(
+        DEFAULT_CHECKPOINT_INTERVAL, gt=0, description="Seconds between learner checkpoints."
+    )
+    decision_buffer_size: int = Field(
+        DEFAULT_DECISION_BUFFER_SIZE,
+        ge=1,
+        description="Decision records a decider buffers for the learners; when full, Choose gets UNAVAILABLE.",
+    )
+    decision_flush_interval_seconds: float = Field(
+        DEFAULT_DECISION_FLUSH_INTERVAL, gt=0, le=10, description="Seconds between decision pushes to the learners."
+    )
+    event_id_memory: int = Field(
+        DEFAULT_EVENT_ID_MEMORY, ge=0, description="Recent decisions remembered per policy to replay repeated ids."
+    )
+    max_ongoing_requests: int = Field(
+        DEFAULT_MAX_ONGOING_REQUESTS, ge=1, description="Concurrent requests per decider replica."
+    )
+    decider_cpus: float = Field(DEFAULT_DECIDER_CPUS, gt=0, le=64, description="Logical CPUs per decider replica.")
+    learner_cpus: float = Field(DEFAULT_LEARNER_CPUS, gt=0, le=64, description="Logical CPUs per learner actor.")
+    ray_cpus: int | None = Field(
+        None, ge=1, description="Logical CPUs of the local Ray started by `microbandit serve`; default: all cores."
+    )
+    dashboard: bool = Field(False, description="Start the Ray dashboard (on 127.0.0.1) with the local Ray.")
+    access_log: bool = Field(False, description="Write one Ray Serve access-log line per request.")
+    user_id_key_env: str = Field(
+        "MICROBANDIT_USER_ID_KEY",
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="Environment variable with the secret key that pseudonymizes user ids (HMAC-SHA256).",
+    )
+
+    @model_validator(mode="after")
+    def _check_port_range(self) -> ServerConfig:
+        if self.direct_ingress_port_range is not None:
+            first, last = self.direct_ingress_port_range
+            if not 1 <= first <= last <= 65535:
+                raise ValueError(f"direct_ingress_port_range must be 1 <= first <= last <= 65535, got {[first, last]}")
+            if first <= self.grpc_port <= last:
+                raise ValueError(f"direct_ingress_port_range {[first, last]} must not contain grpc_port {self.grpc_port}")
+        return self
+
+    @property
+    def replica_port_range(self) -> tuple[int, int]:
+        """Ports of the replicas' own gRPC servers in direct ingress."""
+        if self.direct_ingress_port_range is not None:
+            return self.direct_ingress_port_range
+        return self.grpc_port + 1, min(self.grpc_port + 100, 65535)
+
+
+FeatureLiteral = str | float | bool
+
+
+class ConditionConfig(BaseModel):
+    """One test of a context feature in a baseline rule."""
+
+    model_config = _FORBID
+
+    feature: str = Field(description="Feature written namespace.name, for example device.type.")
+    op: Literal[OPERATORS] = Field("eq", description="Comparison: " + ", ".join(OPERATORS) + ".")  # type: ignore[valid-type]
+    value: FeatureLiteral | list[FeatureLiteral] | None = Field(
+        None, description="Right-hand side: a list for in/not_in, a number for lt/le/gt/ge, none for present/absent."
+    )
+
+
+class RuleConfig(BaseModel):
+    """A baseline rule: the action applies when every condition holds."""
+
+    model_config = _FORBID
+
+    when: list[ConditionConfig] = Field(description="Conditions, all of which must hold.")
+    action: str = Field(min_length=1, description="Action id to return.")
+
+
+class BaselineConfig(BaseModel):
+    """Declarative baseline rules of a policy."""
+
+    model_config = _FORBID
+
+    actions: list[str] = Field(min_length=1, description="Every action id the policy may be offered.")
+    rules: list[RuleConfig] = Field(default_factory=list, description="Rules, tried in order.")
+    default: str = Field(min_length=1, description="Action id when no rule applies.")
+
+    def build(self) -> BaselineRules:
+        """Return the :class:`bandit.baseline.BaselineRules` of this section."""
+        return BaselineRules.from_dict(
+            {
+                "rules": [r.model_dump() for r in self.rules],
+                "default": self.default,
+                "known_actions": self.actions,
+            }
+        )
+
+
+class JoinConfig(BaseModel):
+    """Reward-join settings of a policy."""
+
+    model_config = _FORBID
+
+    reward_wait_time_seconds: float = Field(
+        DEFAULT_REWARD_WAIT_TIME, ge=0, description="Seconds from a decision until its reward window closes."
+    )
+    default_reward: float = Field(DEFAULT_REWARD, description="Reward learned when none arrives in the window.")
+    aggregation: Aggregation = Field(Aggregation.EARLIEST, description="How several rewards for one event combine.")
+    orphan_hold_time_seconds: float = Field(
+        DEFAULT_ORPHAN_HOLD_TIME, ge=0, description="Seconds a reward for an unseen decision waits for it."
+    )
+    max_pending: int = Field(
+        DEFAULT_MAX_PENDING, ge=1, description="Decisions waiting for their window; beyond it Choose gets UNAVAILABLE."
+    )
+
+    def build(self) -> JoinSettings:
+        """Return the :class:`bandit.settings.JoinSettings` of this section."""
+        return JoinSettings(
+            reward_wait_time=self.reward_wait_time_seconds,
+            default_reward=self.default_reward,
+            aggregation=self.aggregation,
+            orphan_hold_time=self.orphan_hold_time_seconds,
+            max_pending=self.max_pending,
+        )
+
+
+class PolicyConfig(BaseModel):
+    """One policy: its model, exploration, reward join, learning mode and baseline."""
+
+    model_config = _FORBID
+
+    name: str = Field(description="Policy name: 1 to 64 characters from [A-Za-z0-9_.-], starting alphanumeric.")
+    exploration: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "epsilon_greedy", "epsilon": 0.05},
+        description="Exploration strategy: {type: " + "|".join(sorted(EXPLORATIONS)) + ", ...hyperparameters}.",
+    )
+    interactions: list[list[str]] = Field(
+        default_factory=lambda: [["context.*", "action.*"]],
+        description="Feature crosses over namespaces: context.NAME, context.*, action.NAME, action.*.",
+    )
+    vw_args: str | list[str] = Field(
+        default_factory=list, description="Extra VW learning hyperparameters (allowlisted), for example '--l2 1e-6'."
+    )
+    bit_precision: int = Field(DEFAULT_BIT_PRECISION, ge=1, le=30, description="VW weight-table size in bits.")
+    seed: int = Field(0, ge=0, description="Seed of VW and of the per-decision sampling.")
+    reward_range: tuple[float, float] = Field((0.0, 1.0), description="[min, max] of accepted reward values.")
+    max_actions: int = Field(DEFAULT_MAX_ACTIONS, ge=1, le=10_000, description="Most candidate actions per decision.")
+    learning_mode: LearningMode = Field(LearningMode.ONLINE, description="online, apprentice or logging_only.")
+    baseline: BaselineConfig | None = Field(None, description="Baseline rules; absent means the first eligible action.")
+    join: JoinConfig = Field(default_factory=JoinConfig, description="Reward wait time, default reward, aggregation.")
+    model_update_interval_seconds: float = Field(
+        DEFAULT_MODEL_UPDATE_INTERVAL, gt=0, le=3600, description="Seconds between model publications to the deciders."
+    )
+    require_consent: bool = Field(
+        False, description="Treat requests with consent unspecified as denied (answered, not logged or learned)."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return validate_policy_name(value)
+
+    @field_validator("exploration")
+    @classmethod
+    def _check_exploration(cls, value: dict[str, Any]) -> dict[str, Any]:
+        exploration_from_dict(dict(value))
+        return value
+
+    @field_validator("vw_args")
+    @classmethod
+    def _check_vw_args(cls, value: str | list[str]) -> str | list[str]:
+        validate_vw_args(value)
+        return value
+
+    @field_validator("reward_range")
+    @classmethod
+    def _check_reward_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(f"must be finite [min, max] with min < max, got {list(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> PolicyConfig:
+        low, high = self.reward_range
+        if not low <= self.join.default_reward <= high:
+            raise ValueError(f"join.default_reward {self.join.default_reward} is outside reward_range {list(self.reward_range)}")
+        if self.baseline is not None:
+            self.baseline.build()
+        self.build()
+        return self
+
+    def build(self) -> PolicySettings:
+        """Return the :class:`bandit.settings.PolicySettings` of this section."""
+        return PolicySettings(
+            name=self.name,
+            exploration=exploration_from_dict(dict(self.exploration)),
+            interactions=tuple(tuple(group) for group in self.interactions),
+            vw_args=validate_vw_args(self.vw_args),
+            bit_precision=self.bit_precision,
+            seed=self.seed,
+            reward_range=self.reward_range,
+            max_actions=self.max_actions,
+            learning_mode=self.learning_mode,
+            baseline=self.baseline.build() if self.baseline is not None else None,
+            join=self.join.build(),
+        )
+
+    def settings_json(self) -> str:
+        """Return the section as canonical JSON (the GetPolicy ``settings_json`` field)."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+class MicrobanditConfig(BaseModel):
+    """The whole configuration file."""
+
+    model_config = _FORBID
+
+    server: ServerConfig = Field(default_factory=ServerConfig, description="Server and Ray Serve settings.")
+    policies: Annotated[list[PolicyConfig], Field(min_length=1, max_length=256)] = Field(
+        description="Policies served, each with a unique name."
+    )
+
+    @field_validator("policies")
+    @classmethod
+    def _check_unique(cls, value: list[PolicyConfig]) -> list[PolicyConfig]:
+        seen: set[str] = set()
+        for policy in value:
+            if policy.name in seen:
+                raise ValueError(f"policy name {policy.name!r} appears more than once")
+            seen.add(policy.name)
+        return value
+
+    def policy(self, name: str) -> PolicyConfig:
+        """Return the policy section called ``name``; raise ``KeyError`` when absent."""
+        for policy in self.policies:
+            if policy.name == name:
+                return policy
+        raise KeyError(name)
+
+    def data_path(self) -> Path:
+        """Return the absolute data directory."""
+        return Path(self.server.data_dir).expanduser().resolve()
+
+
+def _field_path(location: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def parse_config(data: object, base_dir: str | os.PathLike[str] | None = None) -> MicrobanditConfig:
+    """Validate a parsed YAML document into a :class:`MicrobanditConfig`.
+
+    Parameters
+    ----------
+    data : object
+        The document, normally a mapping.
+    base_dir : path, optional
+        Directory against which a relative ``server.data_dir`` is resolved.
+
+    Raises
+    ------
+    ConfigurationError
+        Listing each invalid field by its path, with the value and the rule.
+    """
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"configuration must be a mapping with 'server' and 'policies', got {type(data).__name__}")
+    try:
+        config = MicrobanditConfig.model_validate(data)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            where = _field_path(tuple(item["loc"])) or "(top level)"
+            value = item.get("input")
+            shown = repr(value) if not isinstance(value, dict) else "{...}"
+            problems.append(f"{where}: {item['msg']} (got {shown[:80]})")
+        raise ConfigurationError("invalid configuration:\n  " + "\n  ".join(problems)) from None
+    if base_dir is not None and not Path(config.server.data_dir).expanduser().is_absolute():
+        absolute = (Path(base_dir) / config.server.data_dir).resolve()
+        server = config.server.model_copy(update={"data_dir": str(absolute)})
+        config = config.model_copy(update={"server": server})
+    return config
+
+
+def default_config_text() -> str:
+    """Return the text of the embedded example configuration."""
+    return resources.files("serving").joinpath("examples", DEFAULT_CONFIG_RESOURCE).read_text(encoding="utf-8")
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> MicrobanditConfig:
+    """Read and validate a YAML configuration file; ``None`` loads the embedded example.
+
+    A relative ``server.data_dir`` is resolved against the file's directory
+    (against the working directory for the embedded example).
+
+    Raises
+    ------
+    ConfigurationError
+        If the file cannot be read, is not YAML, or has invalid fields.
+    """
+    if path is None:
+        text, base_dir = default_config_text(), Path.cwd()
+    else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigurationError(f"cannot read configuration file {path}: {error}") from error
+        base_dir = Path(path).resolve().parent
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigurationError(f"configuration file {path or DEFAULT_CONFIG_RESOURCE} is not valid YAML: {error}") from error
+    return parse_config(data, base_dir)

@@ -1,0 +1,1 @@
+"""Example configurations shipped with the server (package data)."""
