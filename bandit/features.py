@@ -53,7 +53,7 @@ FeatureValue: TypeAlias = str | float | int | bool
 Namespaces: TypeAlias = Mapping[str, Mapping[str, FeatureValue]]
 
 MAX_NAME_LENGTH = 256
-"""Longest namespace name, feature name, string value or action id, in characters."""
+"""Maximum length in characters of a feature name, string value or action id."""
 
 _NAMESPACE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 _SAFE_TEXT = re.compile(r"[A-Za-z0-9_.]*")

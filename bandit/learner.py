@@ -67,7 +67,7 @@ class Learner:
         Directory for the policy's event log (``events/``) and checkpoint.
         ``None`` keeps everything in memory.
     restore : bool
-        Restore from ``data_dir`` when it holds a checkpoint or a log.
+        Restore from ``data_dir`` when it contains a checkpoint or a log.
     """
 
     def __init__(

@@ -47,7 +47,7 @@ def validate_event_id(event_id: object, field_name: str = "event_id") -> str:
 
 @dataclass(frozen=True)
 class Decision:
-    """The answer to :meth:`DecisionLoop.choose`."""
+    """Result of :meth:`DecisionLoop.choose`."""
 
     event_id: str
     chosen_action: str
@@ -64,7 +64,7 @@ class Decision:
 
     @classmethod
     def from_record(cls, record: DecisionRecord) -> Decision:
-        """Build the answer from a decision record."""
+        """Build the result from a decision record."""
         return cls(
             event_id=record.event_id,
             chosen_action=record.chosen_action,
@@ -88,7 +88,7 @@ class DecisionLoop:
         Seconds since the epoch; defaults to :func:`time.time`. Simulations
         and tests pass a simulated clock.
     restore : bool
-        Restore from ``data_dir`` if it holds a checkpoint or log.
+        Restore from ``data_dir`` if it contains a checkpoint or log.
 
     Examples
     --------
@@ -114,10 +114,10 @@ class DecisionLoop:
         self.settings = settings
         self.clock: Callable[[], float] = clock if clock is not None else time.time
         self.learner = Learner(settings, data_dir, restore=restore)
-        # Generated event ids are a prefix drawn from (seed, model version at
-        # start) and a counter: equally seeded loops generate the same ids,
-        # and a restart, which always starts a new model version once
-        # anything was logged, never repeats an id already in the log.
+        # A generated event id is a prefix drawn from (seed, model version at
+        # start) plus a counter, so equally seeded loops generate the same ids.
+        # A restart with anything logged starts a new model version, so it
+        # never repeats an id already in the log.
         prefix_rng = np.random.default_rng([settings.seed, self.learner.policy.model_version])
         self._id_prefix = prefix_rng.bytes(8).hex()
         self._id_counter = 0

@@ -1,6 +1,6 @@
 """Event-log maintenance: summary, retention, erasure, DSJSON export and import.
 
-A policy directory holds ``events/`` (the Parquet segments) and
+A policy directory contains ``events/`` (the Parquet segments) and
 ``checkpoint.mbk``. Retention and erasure rewrite or delete whole segments;
 each rewritten segment replaces the old file under the same name with an
 atomic rename, so readers see either the old or the new segment, never a

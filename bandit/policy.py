@@ -137,11 +137,47 @@ class Policy:
         # for prediction only; learning always parses fresh examples, because
         # finishing part of a learned multi-line example crashes VW 9.
         self._action_cache: OrderedDict[tuple[str, ...], list[Any]] = OrderedDict()
+        self._accepted = frozenset(settings.accepted_namespaces) if settings.accepted_namespaces is not None else None
+        self._dropped_reported: set[str] = set()
+
+    # -- input ------------------------------------------------------------
+
+    def _minimize(self, namespaces: Namespaces, owner: str) -> Namespaces:
+        """Apply the accepted-namespaces setting (data minimization)."""
+        if self._accepted is None:
+            return namespaces
+        undeclared = [name for name in namespaces if name not in self._accepted]
+        if not undeclared:
+            return namespaces
+        if self.settings.undeclared_namespaces == "reject":
+            raise ValueError(
+                f"{owner} namespace {undeclared[0]!r} is not accepted by policy {self.settings.name!r}; "
+                f"accepted namespaces: {sorted(self._accepted)}"
+            )
+        for name in undeclared:
+            if name not in self._dropped_reported:
+                # Logged once per namespace name, not per request.
+                self._dropped_reported.add(name)
+                logger.warning("policy %r drops undeclared %s namespace %r", self.settings.name, owner, name)
+        return {name: features for name, features in namespaces.items() if name in self._accepted}
+
+    def prepare(
+        self, context: Namespaces, actions: Sequence[Action]
+    ) -> tuple[Namespaces, tuple[Action, ...]]:
+        """Validate a context and actions and apply data minimization."""
+        context = self._minimize(validate_namespaces(context), "context")
+        actions = validate_actions(actions, self.settings.max_actions)
+        if self._accepted is not None:
+            actions = tuple(
+                action if all(ns in self._accepted for ns in action.features)
+                else Action(action.id, self._minimize(action.features, f"action[{action.id!r}]"))
+                for action in actions
+            )
+        return context, actions
 
     # -- prediction -------------------------------------------------------
 
-    def _eligible(self, actions: Sequence[Action], excluded_ids: Sequence[str]) -> tuple[Action, ...]:
-        actions = validate_actions(actions, self.settings.max_actions)
+    def _eligible(self, actions: tuple[Action, ...], excluded_ids: Sequence[str]) -> tuple[Action, ...]:
         if excluded_ids:
             excluded = set(excluded_ids)
             actions = tuple(a for a in actions if a.id not in excluded)
@@ -174,7 +210,7 @@ class Policy:
         shared = self._workspace.parse([self._encoder.shared_line(context)])
         try:
             # The binding's predict_multi skips the Python wrapper's type
-            # dispatch; for --cb_explore_adf the first example then holds the
+            # dispatch; for --cb_explore_adf the first example then contains the
             # probabilities in the order of the action examples.
             pylibvw.vw.predict_multi(self._workspace, shared + self._cached_action_examples(actions))
             raw = shared[0].get_action_scores()
@@ -201,7 +237,7 @@ class Policy:
         InvalidPmfError
             If VW returned an invalid PMF.
         """
-        context = validate_namespaces(context)
+        context, actions = self.prepare(context, actions)
         eligible = self._eligible(actions, excluded_ids)
         return dict(zip((a.id for a in eligible), self.predict_trusted(context, eligible)))
 
@@ -223,7 +259,7 @@ class Policy:
         ``logging_only`` modes the baseline action is returned with
         probability 1.
         """
-        context = validate_namespaces(context)
+        context, actions = self.prepare(context, actions)
         eligible = self._eligible(actions, excluded_ids)
         ids = tuple(a.id for a in eligible)
         baseline_action = choose_baseline(self.settings.baseline, context, ids)
@@ -257,7 +293,7 @@ class Policy:
         """Learn from one joined event (cost = -reward on the chosen action).
 
         Events whose outcome is not learnable are ignored. A non-finite
-        reward raises ``ValueError`` before VW sees it.
+        reward raises ``ValueError`` before it reaches VW.
         """
         if not event.learnable or event.reward is None:
             return

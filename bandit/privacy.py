@@ -3,8 +3,8 @@
 A user id sent with a decision is replaced by ``HMAC-SHA256(key, user_id)``
 (hex, first 32 characters) before anything logs it, and it is never a VW
 feature. The key comes from a file or an environment variable and is never
-logged; without the key a pseudonym cannot be linked back to a user id, and
-with it an operator can find every record of one user for erasure.
+logged. Without the key a pseudonym cannot be linked back to a user id.
+With it, an operator can find every record of one user for erasure.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Settings of one policy: model, exploration, reward join and learning mode.
 
 Defaults live here as ``DEFAULT_*`` constants. Every settings class is a
-frozen dataclass validated at construction, so code that holds one trusts it.
+frozen dataclass validated at construction, so code that receives one trusts it.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def validate_policy_name(name: object) -> str:
 
 
 class Aggregation(str, Enum):
-    """How several rewards for one event combine."""
+    """Aggregation rule for several rewards of one event."""
 
     EARLIEST = "earliest"
     SUM = "sum"
@@ -140,7 +140,7 @@ class PolicySettings:
     seed : int
         Seeds VW's own generator and the sampling of decisions.
     reward_range : tuple of float
-        ``(min, max)`` of accepted rewards. VW is told the matching cost
+        ``(min, max)`` of accepted rewards. VW receives the matching cost
         range ``[-max, -min]``, which confidence-bound explorers need.
     max_actions : int
         Largest number of candidate actions per decision.
@@ -150,6 +150,13 @@ class PolicySettings:
         Declarative baseline rules; ``None`` means the first eligible action.
     join : JoinSettings
         Reward-join settings.
+    accepted_namespaces : tuple of str or None
+        Data minimization: the context and action namespaces this policy
+        accepts. ``None`` accepts every namespace.
+    undeclared_namespaces : str
+        What happens to a namespace outside ``accepted_namespaces``:
+        ``"reject"`` (the request fails with ``ValueError``) or ``"drop"``
+        (the namespace is removed before scoring and logging).
     """
 
     name: str
@@ -163,6 +170,8 @@ class PolicySettings:
     learning_mode: LearningMode = LearningMode.ONLINE
     baseline: BaselineRules | None = None
     join: JoinSettings = field(default_factory=JoinSettings)
+    accepted_namespaces: tuple[str, ...] | None = None
+    undeclared_namespaces: str = "reject"
 
     def __post_init__(self) -> None:
         validate_policy_name(self.name)
@@ -182,6 +191,12 @@ class PolicySettings:
         if not isinstance(self.max_actions, int) or self.max_actions < 1:
             raise ValueError(f"max_actions must be an integer >= 1, got {self.max_actions!r}")
         object.__setattr__(self, "learning_mode", LearningMode(self.learning_mode))
+        if self.accepted_namespaces is not None:
+            object.__setattr__(self, "accepted_namespaces", tuple(self.accepted_namespaces))
+        if self.undeclared_namespaces not in ("reject", "drop"):
+            raise ValueError(
+                f"undeclared_namespaces must be 'reject' or 'drop', got {self.undeclared_namespaces!r}"
+            )
         if not low <= self.join.default_reward <= high:
             raise ValueError(
                 f"join.default_reward {self.join.default_reward!r} is outside reward_range {self.reward_range!r}"

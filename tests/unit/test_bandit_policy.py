@@ -195,3 +195,21 @@ def test_vw_args_allowlist_accepts_and_checks_values():
         validate_vw_args("--cb_type bogus")
     with pytest.raises(ValueError, match="invalid"):
         PolicySettings("bad name!")
+
+
+def test_undeclared_namespace_rejected_by_default_setting():
+    policy = Policy(PolicySettings("p", accepted_namespaces=("user", "style")))
+    with pytest.raises(ValueError, match="namespace 'tracking' is not accepted"):
+        policy.pmf({"user": {"device": "mobile"}, "tracking": {"ip": "x"}}, ACTIONS)
+
+
+def test_undeclared_namespace_dropped_and_logged_once(caplog):
+    policy = Policy(PolicySettings("p", accepted_namespaces=("user",), undeclared_namespaces="drop"))
+    with caplog.at_level("WARNING", logger="bandit.policy"):
+        for i in range(3):
+            record = policy.decide({"user": {"device": "mobile"}, "tracking": {"ip": "x"}}, ACTIONS,
+                                   event_id=f"e{i}", timestamp=0.0)
+            assert set(record.context) == {"user"}
+            assert all(not a.features for a in record.actions)
+    assert sum("tracking" in message for message in caplog.messages) == 1
+    assert sum("style" in message for message in caplog.messages) == 1
