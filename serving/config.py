@@ -70,6 +70,7 @@ __all__ = [
     "DEFAULT_EVENT_ID_MEMORY",
     "DEFAULT_MAX_BATCH_SIZE",
     "DEFAULT_MAX_ONGOING_REQUESTS",
+    "DEFAULT_DRAIN_SECONDS",
     "DEFAULT_DECIDER_CPUS",
     "DEFAULT_LEARNER_CPUS",
     "DEFAULT_REQUEST_TIMEOUT",
@@ -102,6 +103,8 @@ DEFAULT_MAX_BATCH_SIZE = 1_000
 """Largest number of requests in one ChooseBatch call."""
 DEFAULT_MAX_ONGOING_REQUESTS = 64
 """Concurrent requests one decider replica accepts before Serve queues or rejects."""
+DEFAULT_DRAIN_SECONDS = 1.0
+"""Seconds a stopping replica keeps accepting requests (Ray Serve's own default is 30)."""
 DEFAULT_DECIDER_CPUS = 0.5
 """Logical CPUs Ray reserves for each decider replica."""
 DEFAULT_LEARNER_CPUS = 0.25
@@ -166,6 +169,12 @@ class ServerConfig(BaseModel):
     )
     event_id_memory: int = Field(
         DEFAULT_EVENT_ID_MEMORY, ge=0, description="Recent decisions remembered per policy to replay repeated ids."
+    )
+    drain_seconds: float = Field(
+        DEFAULT_DRAIN_SECONDS,
+        ge=0,
+        le=600,
+        description="Seconds a stopping direct-ingress replica keeps serving, for load balancers to deregister it.",
     )
     max_ongoing_requests: int = Field(
         DEFAULT_MAX_ONGOING_REQUESTS, ge=1, description="Concurrent requests per decider replica."

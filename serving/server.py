@@ -29,6 +29,7 @@ ROUTE_PREFIX = "/microbandit"
 """Route prefix of the application; Serve's gRPC ingress needs one."""
 _LOOPBACK_HOOK = "serving._private.loopback.bind_loopback"
 _TARGETS_TIMEOUT = 60.0
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def ray_environment(server: ServerConfig) -> dict[str, str]:
@@ -43,6 +44,7 @@ def ray_environment(server: ServerConfig) -> dict[str, str]:
         env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] = "1"
         env["RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT"] = str(first)
         env["RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT"] = str(last)
+        env["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"] = repr(server.drain_seconds)
     if server.ingress is IngressMode.THROUGHPUT_OPTIMIZED:
         env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
     return env
@@ -89,6 +91,23 @@ def _replica_addresses(config: MicrobanditConfig) -> list[str]:
         time.sleep(0.2)
 
 
+def _init_ray(server: ServerConfig) -> None:
+    import ray
+
+    from serving.app import LEARNER_NAMESPACE
+
+    ray.init(
+        address="local",
+        num_cpus=server.ray_cpus,
+        include_dashboard=server.dashboard,
+        dashboard_host="127.0.0.1",
+        namespace=LEARNER_NAMESPACE,
+        runtime_env={"worker_process_setup_hook": _LOOPBACK_HOOK},
+        log_to_driver=True,
+        logging_level=logging.WARNING,
+    )
+
+
 def start_server(config: MicrobanditConfig, http_port: int | None = None) -> RunningServer:
     """Start a local Ray, the learners and the Serve application; return where it listens.
 
@@ -106,22 +125,19 @@ def start_server(config: MicrobanditConfig, http_port: int | None = None) -> Run
     from ray import serve
     from ray.serve.config import gRPCOptions, HTTPOptions
 
-    from serving._private.loopback import bind_loopback
-    from serving.app import LEARNER_NAMESPACE, SERVICER_FUNCTION, build_application, get_or_create_learner
+    from serving.app import SERVICER_FUNCTION, build_application, get_or_create_learner
 
     config.data_path().mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    bind_loopback()
-    ray.init(
-        address="local",
-        num_cpus=server.ray_cpus,
-        include_dashboard=server.dashboard,
-        dashboard_host="127.0.0.1",
-        namespace=LEARNER_NAMESPACE,
-        runtime_env={"worker_process_setup_hook": _LOOPBACK_HOOK},
-        log_to_driver=True,
-        logging_level=logging.WARNING,
-    )
+    # Ray's daemons inherit the signal mask, so with SIGTERM blocked while
+    # they start, a SIGTERM sent to the whole process group (a container
+    # stop, `kill -- -PGID`) reaches only this process, which then stops them
+    # in order. Ray itself blocks SIGINT in its daemons.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        _init_ray(server)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     serve.start(
         http_options=HTTPOptions(host="127.0.0.1", port=http_port if http_port is not None else server.grpc_port - 1),
         grpc_options=gRPCOptions(
@@ -174,7 +190,7 @@ def serve_forever(config: MicrobanditConfig, http_port: int | None = None) -> in
         logger.info("received %s, stopping", signal.Signals(signum).name)
         stop.set()
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, request_stop) for sig in _STOP_SIGNALS}
     running = start_server(config, http_port)
     # ray.init may install its own handlers; the server's shutdown order must win.
     for sig in previous:

@@ -46,7 +46,20 @@ def _wrap(function: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
 
 
 def bind_loopback() -> None:
-    """Patch Ray Serve in this process so its gRPC servers listen on 127.0.0.1 only."""
+    """Patch Ray Serve in this process so its gRPC servers listen on 127.0.0.1 only.
+
+    Also sends the INFO records of the ``serving`` and ``bandit`` loggers to
+    the worker's stderr, which Ray writes to its log directory and forwards
+    to the driver.
+    """
+    for name in ("serving", "bandit"):
+        package_logger = logging.getLogger(name)
+        if not package_logger.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            package_logger.addHandler(handler)
+            package_logger.setLevel(logging.INFO)
+            package_logger.propagate = False
     from ray.serve._private import default_impl, replica
 
     default_impl.add_grpc_address = _wrap(default_impl.add_grpc_address)
