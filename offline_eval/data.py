@@ -199,14 +199,14 @@ class LoggedData:
             row = _first_bad(bad)
             raise ValueError(
                 f"{_row_label(labels, row)}, column 'probability': a propensity must be in (0, 1],"
-                f" got {propensity[row]!r} ({bad.sum()} such rows)"
+                f" got {float(propensity[row])!r} ({bad.sum()} such rows)"
             )
         bad = ~np.isfinite(reward)
         if bad.any():
             row = _first_bad(bad)
             raise ValueError(
                 f"{_row_label(labels, row)}, column 'reward': a reward must be a finite number,"
-                f" got {reward[row]!r} ({bad.sum()} such rows)"
+                f" got {float(reward[row])!r} ({bad.sum()} such rows)"
             )
 
         if position is not None:
@@ -250,15 +250,15 @@ class LoggedData:
                 row = _first_bad(bad)
                 raise ValueError(
                     f"{_row_label(labels, row)}, column 'pmf': entries must be in [0, 1] and sum to 1 within 1e-6,"
-                    f" got sum {logging_pmf[row].sum()!r}"
+                    f" got sum {float(logging_pmf[row].sum())!r}"
                 )
             logged_pmf = logging_pmf[np.arange(n), logged_slot]
             bad = np.abs(logged_pmf - propensity) > 1e-6
             if bad.any():
                 row = _first_bad(bad)
                 raise ValueError(
-                    f"{_row_label(labels, row)}, column 'probability': {propensity[row]!r} differs from the PMF entry"
-                    f" of the chosen action ({logged_pmf[row]!r})"
+                    f"{_row_label(labels, row)}, column 'probability': {float(propensity[row])!r} differs from the PMF entry"
+                    f" of the chosen action ({float(logged_pmf[row])!r})"
                 )
         if event_ids is not None:
             event_ids = np.asarray(event_ids, dtype=object)

@@ -97,12 +97,15 @@ class RoundTerms:
 
     ``undefined`` holds the reason when the estimate does not exist for this
     input (no overlap, no reward model); the arrays are then all-NaN.
+    ``influence_values``, when set, are per-round terms whose spread stands
+    for the estimate's: intervals use them, centred on the estimate.
     """
 
     values: np.ndarray
     numerator: np.ndarray | None = None
     denominator: np.ndarray | None = None
     undefined: str | None = None
+    influence_values: np.ndarray | None = None
 
     def estimate(self, rows: np.ndarray | None = None) -> float:
         """Return the estimate over all rows or a subset of them (NaN when undefined)."""
@@ -123,6 +126,8 @@ class RoundTerms:
 
     def influence(self, rows: np.ndarray | None = None) -> np.ndarray:
         """Return the influence terms whose mean's standard error is the estimate's (delta method)."""
+        if self.influence_values is not None:
+            return self.influence_values if rows is None else self.influence_values[rows]
         values = self.values if rows is None else self.values[rows]
         if self.numerator is None or self.denominator is None:
             return values
@@ -187,9 +192,16 @@ class DirectMethod(Estimator):
     .. math:: \hat V_{DM} = \frac1n \sum_i \sum_a \pi(a \mid x_i)\, \hat q(x_i, a)
 
     Assumptions: the reward model is correct; no overlap is needed. Weakness:
-    biased whenever the model is wrong, and the intervals describe sampling
-    noise only, not model error. The model is cross-fitted, so a row is
+    biased whenever the model is wrong. The model is cross-fitted, so a row is
     scored by a model that did not see it.
+
+    Intervals: the spread of ``qbar_i`` alone would ignore the reward model's
+    estimation error, so DM's intervals use the doubly robust terms
+    ``qbar_i + w_i (r_i - q_i)`` as influence terms, centred on the DM
+    estimate. For a correctly specified model with a cell per context and
+    action, DM and DR have the same asymptotic variance; for a misspecified
+    model the interval still omits DM's bias. Where the log has no overlap at
+    all, the weights vanish and only the spread of ``qbar_i`` remains.
 
     Source: M. Dudik, J. Langford, L. Li, "Doubly Robust Policy Evaluation
     and Learning", ICML 2011 (as the baseline it improves on).
@@ -202,7 +214,11 @@ class DirectMethod(Estimator):
         model = _reward_model_terms(inputs)
         if model is None:
             return _undefined(inputs.n_rows, NO_MODEL)
-        return RoundTerms(values=model[1].copy())
+        q_logged, q_expected = model
+        return RoundTerms(
+            values=q_expected.copy(),
+            influence_values=q_expected + inputs.weight * (inputs.reward - q_logged),
+        )
 
 
 @dataclass(frozen=True)
@@ -334,8 +350,11 @@ class SwitchDoublyRobust(Estimator):
               \mathbb 1\{w_i \le \tau\}\Big]
 
     Rows whose weight exceeds ``tau`` rely on the reward model alone, which
-    caps the variance; ``tau = inf`` is DR and ``tau = 0`` is DM. Weakness:
-    on the switched rows the bias is the model's bias.
+    caps the variance; ``tau = inf`` is DR and ``tau = 0`` is DM.
+    Assumptions: as DR on the rows kept, and a correct reward model on the
+    switched rows. Weakness: on the switched rows the bias is the model's
+    bias. The default ``tau = 100`` is a fixed choice, not the paper's
+    data-driven one.
 
     Source: Y.-X. Wang, A. Agarwal, M. Dudik, "Optimal and Adaptive
     Off-policy Evaluation in Contextual Bandits", ICML 2017. This is the form

@@ -345,6 +345,11 @@ def evaluate(
     pairs = [(t, e) for t in prepared for e in settings.estimators]
     terms = [e.round_terms(t.inputs) for t, e in pairs]
     index_of = {(t.name, e.label): j for j, (t, e) in enumerate(pairs)}
+    # The on-policy mean (every weight 1) stands in for a reference whose
+    # estimate is undefined because only the logged action's probability is
+    # known, as for the logging policy of a log without PMFs.
+    on_policy_index = len(terms)
+    terms.append(RoundTerms(values=data.reward.copy()))
     replicates = None
     if settings.interval == "bootstrap":
         progress = None
@@ -394,12 +399,17 @@ def evaluate(
         bounds_by_name[t.name] = bound
         bound_rows.append({"policy": t.name, "lower_bound": bound.lower, "upper_bound": bound.upper, "clip": clip})
 
+    prepared_by_name = {t.name: t for t in prepared}
     comparison_rows = []
     for target, estimator in pairs:
         if target.name == reference:
             continue
         j = index_of[(target.name, estimator.label)]
         k = index_of[(reference, estimator.label)]
+        reference_label = estimator.label
+        if terms[k].undefined is not None and _is_on_policy(prepared_by_name[reference], data):
+            k = on_policy_index
+            reference_label = "on-policy mean"
         difference = terms[j].estimate() - terms[k].estimate()
         if replicates is not None:
             interval = percentile_interval(replicates[:, j] - replicates[:, k], settings.confidence)
@@ -411,6 +421,7 @@ def evaluate(
                 "policy": target.name,
                 "reference": reference,
                 "estimator": estimator.label,
+                "reference_estimator": reference_label,
                 "difference": difference,
                 **_interval_row("", interval),
                 "interval": interval.method,
@@ -420,7 +431,10 @@ def evaluate(
         )
 
     started = time.perf_counter()
-    segment_rows = _segments(data, pairs, terms, index_of, reference, settings)
+    reference_on_policy = _is_on_policy(prepared_by_name[reference], data)
+    segment_rows = _segments(
+        data, pairs, terms, index_of, reference, settings, on_policy_index if reference_on_policy else None
+    )
     time_rows = _over_time(data, pairs, terms, settings)
     timings["breakdowns"] = time.perf_counter() - started
 
@@ -437,6 +451,11 @@ def evaluate(
         reference=reference,
         descriptions={t.name: t.description for t in prepared},
     )
+
+
+def _is_on_policy(target: TargetData, data: LoggedData) -> bool:
+    """Whether a target's probability of every logged action equals the logged propensity."""
+    return bool(np.array_equal(target.inputs.target_probability, data.propensity))
 
 
 def _settings_dict(settings: EvaluationSettings) -> dict[str, Any]:
@@ -467,6 +486,7 @@ def _segments(
     index_of: dict[tuple[str, str], int],
     reference: str,
     settings: EvaluationSettings,
+    on_policy_index: int | None,
 ) -> list[dict[str, Any]]:
     rows_out: list[dict[str, Any]] = []
     for column in settings.segment_columns:
@@ -479,6 +499,8 @@ def _segments(
             for (target, estimator), round_terms in zip(pairs, terms):
                 interval = normal_interval(round_terms, settings.confidence, rows)
                 k = index_of[(reference, estimator.label)]
+                if terms[k].undefined is not None and on_policy_index is not None:
+                    k = on_policy_index
                 lift = round_terms.estimate(rows) - terms[k].estimate(rows)
                 lift_interval = _paired_normal(round_terms, terms[k], settings.confidence, rows)
                 rows_out.append(

@@ -41,25 +41,20 @@ __all__ = [
 ]
 
 BOOTSTRAP_METHODS = ("poisson", "multinomial")
-"""``poisson``: independent Poisson(1) counts per row (fast, blocks over rows);
+"""``poisson``: independent Poisson-like counts per row (fast, blocks over rows);
 ``multinomial``: the classic resample of ``n`` rows with replacement."""
 
-# Poisson(1) counts drawn by looking up 16-bit uniform integers in an inverse
-# CDF table. Each probability is rounded to a multiple of 2**-16, which moves
-# the count variance by less than 1e-4 (relative).
-_POISSON_TABLE_BITS = 16
-
-
-def _poisson_table() -> np.ndarray:
-    levels = 1 << _POISSON_TABLE_BITS
-    cdf = stats.poisson.cdf(np.arange(0, 32), 1.0)
-    uniforms = (np.arange(levels) + 0.5) / levels
-    return np.searchsorted(cdf, uniforms, side="right").astype(np.float32)
-
-
-_POISSON_COUNTS = _poisson_table()
-ROW_BLOCK = 16_384
-"""Rows per block of the Poisson bootstrap; results depend on it, so it is fixed."""
+# Resample counts of the ``poisson`` method: one random byte per row and
+# resample, looked up in a 256-entry table holding count k in COUNT_SHARES[k]
+# entries. The shares (94, 95, 46, 16, 4, 1) / 256 are the closest multiples
+# of 1/256 to Poisson(1) that keep the mean and the variance of the count at
+# exactly 1, the two moments the bootstrap's variance depends on (the third
+# central moment is 0.984 against Poisson's 1; counts above 5, which Poisson
+# draws with probability 0.0006, do not occur).
+COUNT_SHARES = (94, 95, 46, 16, 4, 1)
+_COUNT_TABLE = np.repeat(np.arange(len(COUNT_SHARES)), COUNT_SHARES).astype(np.float32)
+ROW_BLOCK = 4096
+"""Rows per block of the ``poisson`` bootstrap; results depend on it, so it is fixed."""
 RESAMPLE_BLOCK = 16
 """Resamples per block of the multinomial bootstrap; results depend on it, so it is fixed."""
 
@@ -106,30 +101,42 @@ def normal_interval(terms: RoundTerms, confidence: float = 0.95, rows: np.ndarra
     return Interval(estimate - z * standard_error, estimate + z * standard_error, "normal", confidence)
 
 
-def _term_columns(terms_list: Sequence[RoundTerms], n: int) -> tuple[np.ndarray, list[tuple[int, int | None]]]:
-    """Stack terms as columns ``[1, v_1, (u_1, d_1), v_2, ...]`` and return where each lives."""
+_Layout = list[tuple[int, int | None, float]]
+
+
+def _term_columns(terms_list: Sequence[RoundTerms], n: int) -> tuple[np.ndarray, _Layout]:
+    """Stack terms as columns ``[1, v_1, (u_1, d_1), v_2, ...]`` and return where each lives.
+
+    Terms with ``influence_values`` contribute those instead of ``values``,
+    with the shift that centres their replicates on the estimate.
+    """
     columns: list[np.ndarray] = [np.ones(n)]
-    layout: list[tuple[int, int | None]] = []
+    layout: _Layout = []
     for terms in terms_list:
         if terms.undefined is not None:
-            layout.append((-1, None))
+            layout.append((-1, None, 0.0))
             continue
-        layout.append((len(columns), len(columns) + 1 if terms.numerator is not None else None))
-        columns.append(terms.values)
+        shift = 0.0
+        values = terms.values
+        if terms.influence_values is not None:
+            values = terms.influence_values
+            shift = terms.estimate() - float(values.mean())
+        layout.append((len(columns), len(columns) + 1 if terms.numerator is not None else None, shift))
+        columns.append(values)
         if terms.numerator is not None and terms.denominator is not None:
             columns.append(terms.numerator)
             columns.append(terms.denominator)
     return np.column_stack(columns), layout
 
 
-def _estimates_from_sums(sums: np.ndarray, layout: list[tuple[int, int | None]]) -> np.ndarray:
+def _estimates_from_sums(sums: np.ndarray, layout: _Layout) -> np.ndarray:
     counts = sums[:, 0]
     result = np.full((sums.shape[0], len(layout)), np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
-        for j, (value_col, ratio_col) in enumerate(layout):
+        for j, (value_col, ratio_col, shift) in enumerate(layout):
             if value_col < 0:
                 continue
-            estimate = sums[:, value_col] / counts
+            estimate = sums[:, value_col] / counts + shift
             if ratio_col is not None:
                 estimate = estimate + sums[:, ratio_col] / sums[:, ratio_col + 1]
             result[:, j] = estimate
@@ -167,13 +174,16 @@ def bootstrap_estimates(
 
     Notes
     -----
-    The Poisson bootstrap draws an independent Poisson(1) count per row and
-    resample, so the resample size varies around ``n``; every estimate divides
-    by its resample's own count. It approximates the multinomial bootstrap
-    for large ``n`` (Hanley and MacGibbon, "Creating non-parametric bootstrap
-    samples using Poisson frequencies", Computer Methods and Programs in
-    Biomedicine, 2006). Block sums are float32 products accumulated in
-    float64.
+    The ``poisson`` method draws an independent count per row and resample
+    with mean 1 and variance 1 (see :data:`COUNT_SHARES`), so the resample
+    size varies around ``n``; every estimate divides by its resample's own
+    count. Like the Poisson bootstrap it approximates the multinomial
+    bootstrap for large ``n`` (J. A. Hanley, B. MacGibbon, "Creating
+    non-parametric bootstrap samples using Poisson frequencies", Computer
+    Methods and Programs in Biomedicine, 2006). The ``multinomial`` method
+    draws the same indices, in the same order, as
+    :func:`bootstrap_estimates_loop` with the same seed. Block sums are
+    float32 products accumulated in float64.
     """
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
@@ -188,13 +198,18 @@ def bootstrap_estimates(
     sums = np.zeros((n_resamples, columns.shape[1]))
 
     if method == "poisson":
+        # One reused float32 buffer: allocating a fresh count matrix per block
+        # costs more in page faults than the lookup itself.
+        buffer = np.empty((n_resamples, ROW_BLOCK), np.float32)
         for start in range(0, n, ROW_BLOCK):
             stop = min(start + ROW_BLOCK, n)
-            uniforms = rng.integers(0, 1 << _POISSON_TABLE_BITS, size=(n_resamples, stop - start), dtype=np.uint16)
-            counts = _POISSON_COUNTS[uniforms]
+            width = stop - start
+            random_bytes = rng.bit_generator.random_raw((n_resamples * width + 7) // 8).view(np.uint8)
+            counts = buffer[:, :width]
+            np.take(_COUNT_TABLE, random_bytes[: n_resamples * width].reshape(n_resamples, width), out=counts)
             sums += counts @ columns32[start:stop]
             if progress is not None:
-                progress(stop - start)
+                progress(width)
     else:
         for start in range(0, n_resamples, RESAMPLE_BLOCK):
             stop = min(start + RESAMPLE_BLOCK, n_resamples)
@@ -221,10 +236,17 @@ def bootstrap_estimates_loop(terms_list: Sequence[RoundTerms], n_resamples: int 
     n = terms_list[0].values.shape[0]
     rng = np.random.default_rng(seed)
     result = np.full((n_resamples, len(terms_list)), np.nan)
+    shifts = [
+        terms.estimate() - float(terms.influence_values.mean()) if terms.influence_values is not None else 0.0
+        for terms in terms_list
+    ]
     for b in range(n_resamples):
         rows = rng.integers(0, n, size=n)
         for j, terms in enumerate(terms_list):
-            result[b, j] = terms.estimate(rows)
+            if terms.influence_values is not None:
+                result[b, j] = float(terms.influence_values[rows].mean()) + shifts[j]
+            else:
+                result[b, j] = terms.estimate(rows)
     return result
 
 

@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from bandit.eventlog import read_events
+from bandit.eventlog import list_segments, read_events
 from bandit.events import EVENT_SCHEMA
 from bandit.features import Action, validate_namespaces
 
@@ -168,7 +168,8 @@ def read_event_log(path: str | os.PathLike[str], policy: str | None = None) -> L
     Parameters
     ----------
     path : str or os.PathLike
-        A log directory (its complete segments are read) or one Parquet file
+        A log directory (its complete segments are read), a policy's data
+        directory (its ``events`` subdirectory is read), or one Parquet file
         with the event schema.
     policy : str, optional
         Keep only this policy's rows, for a directory holding several.
@@ -186,6 +187,8 @@ def read_event_log(path: str | os.PathLike[str], policy: str | None = None) -> L
         number and event id).
     """
     path = Path(path)
+    if path.is_dir() and not list_segments(path) and list_segments(path / "events"):
+        path = path / "events"  # a policy's data directory keeps its log in events/
     if path.is_dir():
         table = read_events(path, kinds=["joined"])
     elif path.is_file():

@@ -104,7 +104,7 @@ def check_distribution(name: str, probabilities: np.ndarray, data: LoggedData) -
         row = int(np.flatnonzero(bad)[0])
         raise ValueError(
             f"target {name!r}: row {row} is not a probability distribution over its action set"
-            f" (entries in [0, 1], zero at padding, sum 1 within 1e-6); got sum {values[row].sum()!r}"
+            f" (entries in [0, 1], zero at padding, sum 1 within 1e-6); got sum {float(values[row].sum())!r}"
         )
     return probabilities
 
