@@ -205,7 +205,7 @@ class Decider:
         self.config = MicrobanditConfig.model_validate_json(config_json)
         self.core = DeciderCore(self.config, load_user_id_key(self.config), time.time)
         self.learners = {p.name: get_or_create_learner(self.config, p.name) for p in self.config.policies}
-        self._pushes: set[asyncio.Task[None]] = set()
+        self._pushes: dict[asyncio.Task[None], str] = {}
         for name, learner in self.learners.items():
             await learner.ready.remote()
             await self._update_model(name, learner)
@@ -238,6 +238,17 @@ class Decider:
                 logger.exception("model update of policy %r failed", name)
 
     async def _push(self, name: str, wait: bool) -> None:
+        """Send a policy's buffered decisions to its learner.
+
+        With ``wait`` it also waits for earlier pushes of the policy, so that
+        a Reward or Activate forwarded next reaches the learner after every
+        decision this replica made before it (an async actor does not keep
+        the order of calls).
+        """
+        if wait:
+            earlier = [task for task, policy in self._pushes.items() if policy == name]
+            if earlier:
+                await asyncio.gather(*earlier, return_exceptions=True)
         records = self.core.take_buffer(name)
         if not records:
             return
@@ -246,8 +257,8 @@ class Decider:
             await self._confirm_push(name, records, reference, reraise=True)
             return
         task = asyncio.get_running_loop().create_task(self._confirm_push(name, records, reference, reraise=False))
-        self._pushes.add(task)
-        task.add_done_callback(self._pushes.discard)
+        self._pushes[task] = name
+        task.add_done_callback(lambda done: self._pushes.pop(done, None))
 
     async def _confirm_push(self, name: str, records: list[DecisionRecord], reference: Any, reraise: bool) -> None:
         try:
@@ -264,7 +275,7 @@ class Decider:
         while not self._closing:
             await asyncio.sleep(interval)
             if len(self._pushes) >= _MAX_IN_FLIGHT_PUSHES:
-                await asyncio.wait(self._pushes, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(list(self._pushes), return_when=asyncio.FIRST_COMPLETED)
             for name in self.learners:
                 await self._push(name, wait=False)
 
@@ -278,7 +289,7 @@ class Decider:
             except Exception:
                 logger.exception("final push of policy %r decisions failed", name)
         if self._pushes:
-            await asyncio.gather(*self._pushes, return_exceptions=True)
+            await asyncio.gather(*list(self._pushes), return_exceptions=True)
         self.core.close()
         logger.info("decider stopped")
 
