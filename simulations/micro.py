@@ -161,20 +161,20 @@ class ClickModel:
 
 
 DRIFTED_CLICK_MODEL = ClickModel(
-    large_image={"mobile_wifi": -0.4, "mobile_cellular": -0.5, "desktop": 0.45, "tablet": -0.2},
-    simplified_layout={"mobile_wifi": -0.3, "mobile_cellular": 0.5, "desktop": 0.4, "tablet": 0.3},
-    details_recent=-0.2,
-    details_otherwise=0.35,
+    large_image={"mobile_wifi": -0.4, "mobile_cellular": -0.6, "desktop": 0.5, "tablet": 0.3},
+    simplified_layout={"mobile_wifi": 0.3, "mobile_cellular": 0.5, "desktop": -0.3, "tablet": 0.0},
+    details_recent=0.0,
+    details_otherwise=-0.3,
     details_large_recent=0.0,
-    cart_per_visit=0.0,
-    cart_offset=-0.5,
+    cart_per_visit=0.1,
+    cart_offset=0.7,
 )
-"""A changed season: preferences for images, layouts and wordings move.
+"""A changed season: a sale makes the add-to-cart wording the best for everyone.
 
-Large images now suit desktops and not phones, desktops prefer the
-simplified layout, the details wording works for visitors without a recent
-view, and the promotional wording has worn out. The best page changes in
-every device segment.
+Large images now suit desktops and tablets and no longer phones, and the
+details wording has lost its pull on recent viewers. The best page changes
+for almost every visitor, so a policy that stopped learning keeps serving
+pages that are now among the worst.
 """
 
 _BASELINE_RULES = (

@@ -159,7 +159,7 @@ PRESETS: dict[str, PolicySpec] = {
         PolicySpec(
             "squarecb-adaptive",
             "vw",
-            SquareCB(gamma_scale=3000.0, gamma_exponent=0.0),
+            SquareCB(gamma_scale=10000.0, gamma_exponent=0.0),
             vw_args=_ADAPTIVE_ARGS,
             description="VW, SquareCB with a constant learning rate and gamma, to follow drift",
         ),
