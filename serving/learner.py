@@ -136,23 +136,22 @@ class LearnerService:
         """
         now = self._clock()
         self.learner.advance(now)
-        published = False
+        version = self.published.version
         if now - self._last_checkpoint >= self._checkpoint_interval:
             self.checkpoint()
-            published = self._refresh_published(now)
         elif now - self._last_publish >= self.config.model_update_interval_seconds:
             self._last_publish = now
             self.learner.publish()
-            published = self._refresh_published(now)
+            self._refresh_published(now)
         if now - self._last_flush >= self._log_flush_interval:
             self.learner.flush()
             self._last_flush = now
-        return published
+        return self.published.version != version
 
-    def _refresh_published(self, now: float) -> bool:
+    def _refresh_published(self, now: float) -> None:
         version = self.learner.policy.model_version
         if version == self.published.version:
-            return False
+            return
         self.published = PublishedModel(version, self.learner.policy.to_checkpoint(), now)
         logger.info(
             "policy %r published model version %d (%d examples)",
@@ -160,7 +159,6 @@ class LearnerService:
             version,
             self.learner.policy.examples_learned,
         )
-        return True
 
     def checkpoint(self) -> None:
         """Flush the log and write a checkpoint now."""
