@@ -1,12 +1,12 @@
 """Off-policy evaluation of bandit policies on logged data.
 
-Reads logs (the event log, plain tables, the Open Bandit Dataset sample) into
-a validated :class:`LoggedData`, scores target policies on them (fixed
-distributions, VW checkpoints, VW configurations trained counterfactually,
-the baseline, uniform random, the logging policy), estimates their values
-with DM, IPS, SNIPS, DR, SNDR, switch-DR and sub-Gaussian IPS, and reports
-intervals, diagnostics, paired comparisons and breakdowns by segment and
-time. The ``microbandit evaluate`` command is :mod:`offline_eval.cli`.
+The package reads logs (the event log, plain tables, the Open Bandit
+Dataset sample) into a validated :class:`LoggedData`. It scores target
+policies on them: fixed distributions, VW checkpoints, VW configurations
+trained counterfactually, the baseline, uniform random and the logging
+policy. It estimates their values with DM, IPS, SNIPS, DR, SNDR, switch-DR
+and sub-Gaussian IPS, and reports intervals, diagnostics, paired comparisons
+and breakdowns by segment and time. The ``microbandit evaluate`` command is :mod:`offline_eval.cli`.
 """
 
 from offline_eval.data import LoggedData

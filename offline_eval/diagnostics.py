@@ -1,7 +1,7 @@
 """Overlap diagnostics of a target policy against the logging policy.
 
 They are printed with every result, because an estimate from a log that
-hardly overlaps with the target says little however narrow its interval.
+hardly overlaps with the target is weak evidence however narrow its interval.
 """
 
 from __future__ import annotations

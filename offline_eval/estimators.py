@@ -95,10 +95,10 @@ class EstimatorInput:
 class RoundTerms:
     """Per-round terms: ``V = mean(values) + sum(numerator) / sum(denominator)``.
 
-    ``undefined`` holds the reason when the estimate does not exist for this
-    input (no overlap, no reward model); the arrays are then all-NaN.
-    ``influence_values``, when set, are per-round terms whose spread stands
-    for the estimate's: intervals use them, centred on the estimate.
+    ``undefined`` is the reason when the estimate does not exist for this
+    input (no overlap, no reward model), and the arrays are then all-NaN.
+    ``influence_values``, when set, are per-round terms whose spread is used
+    as the estimate's spread: intervals use them, centred on the estimate.
     """
 
     values: np.ndarray
@@ -199,7 +199,7 @@ class DirectMethod(Estimator):
     estimation error, so DM's intervals use the doubly robust terms
     ``qbar_i + w_i (r_i - q_i)`` as influence terms, centred on the DM
     estimate. For a correctly specified model with a cell per context and
-    action, DM and DR have the same asymptotic variance; for a misspecified
+    action, DM and DR have the same asymptotic variance. For a misspecified
     model the interval still omits DM's bias. Where the log has no overlap at
     all, the weights vanish and only the spread of ``qbar_i`` remains.
 
@@ -295,7 +295,8 @@ class DoublyRobust(Estimator):
 
     Assumptions: unbiased if either the propensities are exact (with overlap)
     or the reward model is correct. Variance is that of IPS on the model's
-    residuals. With no overlap at all it reduces to DM, and a warning says so.
+    residuals. With no overlap at all it reduces to DM, and the diagnostics
+    warn about it.
 
     Source: M. Dudik, J. Langford, L. Li, "Doubly Robust Policy Evaluation
     and Learning", ICML 2011.

@@ -73,7 +73,7 @@ MAX_SEGMENT_VALUES = 20
 
 @dataclass(frozen=True)
 class EvaluationSettings:
-    """How :func:`evaluate` estimates and reports.
+    """Settings of :func:`evaluate`: estimators, intervals and breakdowns.
 
     Parameters
     ----------
@@ -300,8 +300,8 @@ def evaluate(
     settings : EvaluationSettings, optional
         Estimators, intervals and breakdowns.
     reward_predictions : numpy.ndarray, shape (n, k), optional
-        Precomputed reward-model predictions aligned with the action slots;
-        when None and an estimator needs them, the cross-fitted ridge model
+        Precomputed reward-model predictions aligned with the action slots.
+        When None and an estimator needs them, the cross-fitted reward model
         is fitted.
     progress_factory : callable, optional
         Creates progress callbacks for long stages.
@@ -345,9 +345,9 @@ def evaluate(
     pairs = [(t, e) for t in prepared for e in settings.estimators]
     terms = [e.round_terms(t.inputs) for t, e in pairs]
     index_of = {(t.name, e.label): j for j, (t, e) in enumerate(pairs)}
-    # The on-policy mean (every weight 1) stands in for a reference whose
-    # estimate is undefined because only the logged action's probability is
-    # known, as for the logging policy of a log without PMFs.
+    # The on-policy mean (every weight 1) replaces a reference whose estimate
+    # is undefined because only the logged action's probability is known, as
+    # for the logging policy of a log without PMFs.
     on_policy_index = len(terms)
     terms.append(RoundTerms(values=data.reward.copy()))
     replicates = None
@@ -454,7 +454,7 @@ def evaluate(
 
 
 def _is_on_policy(target: TargetData, data: LoggedData) -> bool:
-    """Whether a target's probability of every logged action equals the logged propensity."""
+    """Return whether a target's probability of every logged action equals the logged propensity."""
     return bool(np.array_equal(target.inputs.target_probability, data.propensity))
 
 

@@ -45,12 +45,12 @@ BOOTSTRAP_METHODS = ("poisson", "multinomial")
 ``multinomial``: the classic resample of ``n`` rows with replacement."""
 
 # Resample counts of the ``poisson`` method: one random byte per row and
-# resample, looked up in a 256-entry table holding count k in COUNT_SHARES[k]
-# entries. The shares (94, 95, 46, 16, 4, 1) / 256 are the closest multiples
-# of 1/256 to Poisson(1) that keep the mean and the variance of the count at
-# exactly 1, the two moments the bootstrap's variance depends on (the third
-# central moment is 0.984 against Poisson's 1; counts above 5, which Poisson
-# draws with probability 0.0006, do not occur).
+# resample, looked up in a 256-entry table where count k fills COUNT_SHARES[k]
+# entries. The shares (94, 95, 46, 16, 4, 1) / 256 are close to Poisson(1)
+# and keep the mean and the variance of the count at exactly 1, the two
+# moments the bootstrap's variance depends on. The third central moment is
+# 0.984 against Poisson's 1, and counts above 5 (Poisson probability 0.0006)
+# do not occur.
 COUNT_SHARES = (94, 95, 46, 16, 4, 1)
 _COUNT_TABLE = np.repeat(np.arange(len(COUNT_SHARES)), COUNT_SHARES).astype(np.float32)
 ROW_BLOCK = 4096
@@ -175,9 +175,9 @@ def bootstrap_estimates(
     Notes
     -----
     The ``poisson`` method draws an independent count per row and resample
-    with mean 1 and variance 1 (see :data:`COUNT_SHARES`), so the resample
-    size varies around ``n``; every estimate divides by its resample's own
-    count. Like the Poisson bootstrap it approximates the multinomial
+    with mean 1 and variance 1 (see :data:`COUNT_SHARES`). The resample size
+    therefore varies around ``n``, and every estimate divides by its
+    resample's own count. Like the Poisson bootstrap it approximates the multinomial
     bootstrap for large ``n`` (J. A. Hanley, B. MacGibbon, "Creating
     non-parametric bootstrap samples using Poisson frequencies", Computer
     Methods and Programs in Biomedicine, 2006). The ``multinomial`` method
@@ -268,7 +268,7 @@ def percentile_interval(replicates: np.ndarray, confidence: float = 0.95) -> Int
 def empirical_bernstein_bounds(values: np.ndarray, low: float, high: float, delta: float) -> tuple[float, float]:
     r"""Return a lower and an upper bound on the mean of i.i.d. terms in ``[low, high]``.
 
-    Each bound on its own holds with probability at least ``1 - delta``
+    Each bound on its own is valid with probability at least ``1 - delta``
     (the theorem is one-sided, with ``ln(2/delta)``):
 
     .. math:: \bar Z \mp \sqrt{\frac{2 V \ln(2/\delta)}{n}} \mp \frac{7 b \ln(2/\delta)}{3 (n - 1)}
@@ -307,9 +307,9 @@ def value_bounds(
       takes had a positive logging probability;
     - upper bound: ``r_max - LB(mean(min(w, M) (r_max - r)))`` by symmetry.
 
-    Each one-sided bound holds with probability at least ``confidence``
-    (``delta = 1 - confidence``), so both hold together with probability at
-    least ``2 confidence - 1``. Clipping makes the terms bounded by
+    Each one-sided bound is valid with probability at least ``confidence``
+    (``delta = 1 - confidence``), so both are valid together with
+    probability at least ``2 confidence - 1``. Clipping makes the terms bounded by
     ``M (r_max - r_min)``, at the price of a looser (never wrong) bound.
 
     NOTE: ``clip`` must not be chosen by looking at the same data for the

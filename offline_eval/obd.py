@@ -1,7 +1,7 @@
 """The Open Bandit Dataset sample and the evaluation policy its authors use.
 
-The Open Bandit Dataset (ZOZO, Inc.; CC BY 4.0) is real logged data of a
-fashion e-commerce site: each row is an item shown at one of three positions
+The Open Bandit Dataset (ZOZO, Inc., CC BY 4.0) is real logged data of a
+fashion e-commerce site. Each row is an item shown at one of three positions
 of a recommendation widget, with its click and the propensity of the policy
 that chose it. Its small sample (10,000 rows per logging policy ``random``
 and ``bts`` and campaign ``all``, ``men``, ``women``) ships inside the
@@ -23,8 +23,11 @@ Evaluation", NeurIPS 2021 Datasets and Benchmarks Track.
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
 import logging
+import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +37,8 @@ import yaml
 from bandit.features import Action
 
 from offline_eval.data import LoggedData
-from offline_eval.targets import ActionPositionDistribution
+from offline_eval.estimators import Estimator, make_estimator
+from offline_eval.targets import ActionPositionDistribution, TargetPolicy
 
 __all__ = [
     "OBD_BEHAVIOR_POLICIES",
@@ -45,6 +49,7 @@ __all__ = [
     "bts_action_position_distribution",
     "obd_bts_target",
     "OBD_POSITIONS",
+    "compare_with_on_policy",
 ]
 
 logger = logging.getLogger(__name__)
@@ -115,9 +120,9 @@ def read_obd(behavior: str = "random", campaign: str = "all", affinity: bool = T
     Returns
     -------
     LoggedData
-        Rows in time order; every item is eligible in every row, the action
-        id is the item id, and the 0-based position is both ``position`` and
-        part of the context.
+        Rows in time order. Every item is eligible in every row and the
+        action id is the item id. The 0-based position is both ``position``
+        and part of the context.
     """
     _check(behavior, campaign)
     frame = pd.read_csv(obd_file(f"dataset/obd/{behavior}/{campaign}/{campaign}.csv"), index_col=0)
@@ -205,3 +210,76 @@ def obd_bts_target(
     alpha, beta = bts_prior(campaign)
     table = bts_action_position_distribution(alpha, beta, OBD_POSITIONS, n_simulations, seed)
     return ActionPositionDistribution(action_ids=[str(i) for i in range(alpha.size)], table=table, name=name)
+
+
+def compare_with_on_policy(
+    campaign: str,
+    estimators: Sequence[Estimator],
+    extra_targets: Sequence[TargetPolicy] = (),
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Estimate the BTS policy's click rate from the random log and compare with its own log.
+
+    The ground truth is the on-policy click rate of the ``bts`` log of the
+    same campaign, which is how the dataset's authors validate estimators.
+    Extra targets (such as a VW configuration trained counterfactually) are
+    estimated too, without a ground truth.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (policy, estimator): estimate, 95% bootstrap interval,
+        the on-policy value and the relative error ``|estimate - truth| / truth``
+        (NaN for targets without a ground truth).
+    """
+    from offline_eval.evaluate import EvaluationSettings, evaluate
+
+    random_log = read_obd("random", campaign)
+    on_policy = read_obd("bts", campaign).reward
+    truth = float(on_policy.mean())
+    truth_error = float(on_policy.std(ddof=1)) / math.sqrt(on_policy.size)
+    targets = [obd_bts_target(campaign, seed=seed), *extra_targets]
+    settings = EvaluationSettings(estimators=tuple(estimators), seed=seed, time_bins=0)
+    result = evaluate(random_log, targets, settings)
+    frame = result.estimates[["policy", "estimator", "estimate", "lower", "upper"]].copy()
+    frame.insert(0, "campaign", campaign)
+    is_bts = frame["policy"] == "bts"
+    frame["on_policy"] = np.where(is_bts, truth, np.nan)
+    frame["on_policy_se"] = np.where(is_bts, truth_error, np.nan)
+    frame["relative_error"] = np.where(is_bts, (frame["estimate"] - truth).abs() / truth, np.nan)
+    frame["ess"] = frame["policy"].map({name: d.effective_sample_size for name, d in result.diagnostics.items()})
+    return frame
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Print the relative errors of each estimator per campaign as Markdown tables."""
+    from bandit.exploration import EpsilonGreedy
+    from bandit.settings import PolicySettings
+
+    from offline_eval.report import markdown_table
+    from offline_eval.targets import CounterfactualVW
+
+    parser = argparse.ArgumentParser(description="Open Bandit Dataset: BTS from the random log vs on-policy")
+    parser.add_argument("--estimators", nargs="+", default=["dm", "ips", "snips", "dr", "sndr", "switch-dr", "sg-ips"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-vw", action="store_true", help="skip the counterfactually trained VW configuration")
+    args = parser.parse_args(argv)
+    estimators = [make_estimator(key) for key in args.estimators]
+    frames = []
+    for campaign in OBD_CAMPAIGNS:
+        extra: list[TargetPolicy] = []
+        if not args.no_vw:
+            settings = PolicySettings("vw-egreedy", exploration=EpsilonGreedy(0.1), seed=args.seed)
+            extra.append(CounterfactualVW(settings))
+        frames.append(compare_with_on_policy(campaign, estimators, extra, args.seed))
+    table = pd.concat(frames, ignore_index=True)
+    bts = table[table["policy"] == "bts"]
+    pivot = bts.pivot(index="estimator", columns="campaign", values="relative_error")[list(OBD_CAMPAIGNS)]
+    print("Relative error |estimate - on-policy| / on-policy of the BTS policy, estimated from the random log:\n")
+    print(markdown_table(pivot.reset_index(), digits=3))
+    print("\nEstimates with 95% bootstrap intervals:\n")
+    print(markdown_table(table))
+
+
+if __name__ == "__main__":
+    main()

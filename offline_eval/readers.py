@@ -265,7 +265,7 @@ def read_table(path: str | os.PathLike[str]) -> LoggedData:
     ------
     ValueError
         If a required column is missing, the table is empty, or a value is
-        invalid; the message names the row (0-based, in file order) and the
+        invalid. The message names the row (0-based, in file order) and the
         column.
     """
     path = Path(path)
@@ -341,9 +341,9 @@ def read_log(spec: str, policy: str | None = None) -> LoggedData:
     """Read a log named on the command line.
 
     ``obd:POLICY/CAMPAIGN`` (for example ``obd:random/all``) reads the Open
-    Bandit Dataset sample; a directory or a Parquet file with the event
-    schema reads the event log; any other ``.parquet``/``.csv`` file reads a
-    plain table.
+    Bandit Dataset sample. A directory, or a Parquet file with the event
+    schema, reads the event log. Any other ``.parquet`` or ``.csv`` file
+    reads a plain table.
     """
     if spec.startswith("obd:"):
         from offline_eval.obd import read_obd

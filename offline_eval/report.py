@@ -26,7 +26,15 @@ import pandas as pd  # noqa: E402
 
 from offline_eval.evaluate import EvaluationResult  # noqa: E402
 
-__all__ = ["format_table", "write_results", "write_report", "plot_estimates", "plot_over_time", "plot_segments"]
+__all__ = [
+    "format_table",
+    "write_results",
+    "write_report",
+    "markdown_table",
+    "plot_estimates",
+    "plot_over_time",
+    "plot_segments",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -210,13 +218,14 @@ def plot_segments(result: EvaluationResult, path: Path) -> Path | None:
     return path
 
 
-def _markdown_table(frame: pd.DataFrame) -> str:
+def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
+    """Return a DataFrame as a Markdown table, floats with ``digits`` significant digits."""
     if frame.empty:
         return "(none)"
     columns = list(frame.columns)
     lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
     for row in frame.itertuples(index=False):
-        cells = [_number(v) if isinstance(v, float) else str(v) for v in row]
+        cells = [_number(v, digits) if isinstance(v, float) else str(v) for v in row]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines)
 
@@ -279,7 +288,7 @@ def write_report(result: EvaluationResult, out_dir: str | Path, fmt: str = "md")
             parts.append(f"## {title}")
             parts.append("")
             if isinstance(body, pd.DataFrame):
-                parts.append(_markdown_table(body))
+                parts.append(markdown_table(body))
             elif isinstance(body, Path):
                 parts.append(f"![{title}]({body.name})")
             else:

@@ -1,7 +1,7 @@
 """The reward model of the direct method and the doubly robust estimators.
 
 A linear model of the reward on hashed features of (context, action),
-cross-fitted in K folds: the predictions for the rows of fold ``k`` come from
+cross-fitted in K folds. The predictions for the rows of fold ``k`` come from
 a model fitted on the other folds only, so no row is scored by a model that
 saw its reward. For 0/1 rewards it is an L2-regularized logistic regression
 (L-BFGS); otherwise a ridge regression (LSQR, predictions clipped to the
