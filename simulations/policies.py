@@ -49,7 +49,9 @@ REFERENCE_KINDS = ("uniform", "baseline", "oracle")
 """Policies played natively rather than through a VW model."""
 
 _INTERACTIONS = (("context.*", "action.*"),)
-_ADAPTIVE_ARGS = ("--power_t", "0", "--learning_rate", "0.02")
+# A constant learning rate (no decay with --power_t 0) keeps old evidence from
+# outweighing new evidence forever, so the model can follow drift.
+_ADAPTIVE_ARGS = ("--power_t", "0", "--learning_rate", "0.3")
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,7 @@ PRESETS: dict[str, PolicySpec] = {
         PolicySpec(
             "squarecb-adaptive",
             "vw",
-            SquareCB(gamma_scale=10000.0, gamma_exponent=0.0),
+            SquareCB(gamma_scale=3000.0, gamma_exponent=0.0),
             vw_args=_ADAPTIVE_ARGS,
             description="VW, SquareCB with a constant learning rate and gamma, to follow drift",
         ),
