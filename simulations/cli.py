@@ -32,6 +32,7 @@ __all__ = ["register", "run_command", "format_summary"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_POLICIES = "uniform,baseline,epsilon-greedy,squarecb,bag,cover,softmax,oracle"
+REPLAY_SCENARIO = "obd-replay"
 
 
 def _positive_int(text: str) -> int:
@@ -74,7 +75,15 @@ def register(subparsers: Any) -> None:
             f"{scenario_lines}. Policies: {policy_lines}."
         ),
     )
-    parser.add_argument("scenario", choices=sorted(SCENARIOS), metavar="SCENARIO", help="scenario name")
+    parser.add_argument(
+        "scenario",
+        choices=sorted([*SCENARIOS, REPLAY_SCENARIO]),
+        metavar="SCENARIO",
+        help=f"scenario name, or {REPLAY_SCENARIO} to replay the Open Bandit Dataset's uniformly random sample",
+    )
+    parser.add_argument(
+        "--campaign", choices=("all", "men", "women"), default="men", help="Open Bandit Dataset campaign of obd-replay"
+    )
     parser.add_argument(
         "--policies",
         default=DEFAULT_POLICIES,
@@ -153,6 +162,8 @@ def run_command(args: argparse.Namespace) -> int:
     """Run ``microbandit simulate`` and return the exit status."""
     from tqdm import tqdm
 
+    if args.scenario == REPLAY_SCENARIO:
+        return _run_replay(args)
     try:
         policies = resolve_policies([name.strip() for name in args.policies.split(",") if name.strip()])
         scenario = build_scenario(
@@ -203,3 +214,38 @@ def _plot(result: SimulationResult, out: Path, baseline: str | None) -> list[Pat
     from simulations.plots import plot_all
 
     return plot_all(result, out, baseline or "baseline")
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    """Replay the Open Bandit Dataset sample; ``--rounds`` and the clock options do not apply."""
+    from tqdm import tqdm
+
+    from simulations.replay import replay_obd
+
+    names = [name.strip() for name in args.policies.split(",") if name.strip()]
+    names = [name for name in names if name != "oracle"]
+    try:
+        policies = resolve_policies(names)
+    except ValueError as error:
+        print(f"microbandit simulate: {error}", file=sys.stderr)
+        return 2
+    seeds = tuple(range(args.first_seed, args.first_seed + args.seeds))
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    with tqdm(unit="event", disable=args.no_progress, desc=REPLAY_SCENARIO, file=sys.stderr) as bar:
+        result = replay_obd(policies, seeds, campaign=args.campaign, progress=bar.update)
+    events_path = out / "replay_events.parquet"
+    summary_path = out / "replay_summary.csv"
+    result.events.to_parquet(events_path, compression="zstd", index=False)
+    summary = result.summary()
+    summary.to_csv(summary_path, index=False)
+    print(f"replay of {result.source}")
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print()
+    print(f"per-event results: {events_path}")
+    print(f"summary:           {summary_path}")
+    if not args.no_plots:
+        from simulations.plots import plot_replay
+
+        print(f"plot:              {plot_replay(result, out / 'replay_learning_curve.png')}")
+    return 0

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 from simulations.results import SimulationResult  # noqa: E402
 
-__all__ = ["plot_all", "plot_curve", "plot_reward_over_time", "plot_segment_lift"]
+__all__ = ["plot_all", "plot_curve", "plot_reward_over_time", "plot_segment_lift", "plot_replay"]
 
 logger = logging.getLogger(__name__)
 
@@ -131,3 +131,21 @@ def plot_all(result: SimulationResult, directory: str | os.PathLike[str], baseli
     if lift is not None:
         paths.append(lift)
     return paths
+
+
+def plot_replay(result, path: Path) -> Path:  # noqa: ANN001 - simulations.replay.ReplayResult
+    """Plot the running replay reward against the number of matched events, one line per policy and seed."""
+    curve = result.learning_curve()
+    figure, axes = plt.subplots(figsize=(8, 5))
+    colors: dict[str, str] = {}
+    for (policy, seed), rows in curve.groupby(["policy", "seed"], sort=False):
+        color = colors.get(policy)
+        (line,) = axes.plot(rows["count"], rows["running_reward"], color=color, alpha=0.8,
+                            label=policy if color is None else None)
+        colors.setdefault(policy, line.get_color())
+    axes.set_xlabel("matched events")
+    axes.set_ylabel("mean reward over matched events")
+    axes.set_title(f"Replay (Li et al. 2011) of {result.source}", fontsize="medium")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="best", fontsize="small")
+    return _finish(figure, path)
