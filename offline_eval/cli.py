@@ -22,8 +22,9 @@ Target specifications (``--target``, repeatable, optionally ``NAME=SPEC``):
     a saved VW policy;
 ``vw:CONFIG.yaml`` or ``vw-args:ARGS``
     a candidate VW configuration trained counterfactually on the log;
-``fixed:TABLE.json``
-    ``{"action_id": [p_position0, p_position1, ...], ...}``;
+``fixed:TABLE.json`` or ``fixed:MATRIX.npy``
+    ``{"action_id": [p_position0, p_position1, ...], ...}``, or a per-row
+    ``(rows, action slots)`` matrix aligned with the log's action sets;
 ``obd-bts`` or ``obd-bts:CAMPAIGN``
     the Open Bandit Dataset's Bernoulli Thompson sampling policy.
 """
@@ -39,6 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from bandit.baseline import BaselineRules
@@ -56,6 +58,7 @@ from offline_eval.targets import (
     BaselineTarget,
     CheckpointTarget,
     CounterfactualVW,
+    FixedDistribution,
     LoggingPolicy,
     TargetPolicy,
     UniformRandom,
@@ -94,13 +97,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help=f"estimators to run, from {', '.join(ESTIMATORS)}; e.g. ips:clip=50 switch-dr:tau=20",
     )
     parser.add_argument("--out", required=True, type=Path, help="output directory for results, report and plots")
-    parser.add_argument("--interval", choices=("bootstrap", "normal"), default="bootstrap", help="interval method")
+    parser.add_argument("--interval", choices=("bootstrap", "normal"), default="bootstrap", help="interval of the estimates: percentile bootstrap or normal approximation")
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of intervals and bounds")
     parser.add_argument("--bootstrap-samples", type=int, default=1000, help="number of bootstrap resamples")
     parser.add_argument(
-        "--bootstrap-method", choices=("poisson", "multinomial"), default="poisson", help="how resamples are drawn"
+        "--bootstrap-method", choices=("poisson", "multinomial"), default="poisson", help="how resample counts are drawn (poisson: fast, per-row counts; multinomial: classic)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap, folds and simulations")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap, the reward model's folds and the OBD policy simulation")
     parser.add_argument("--folds", type=int, default=5, help="cross-fitting folds of the reward model")
     parser.add_argument("--segment", action="append", default=[], metavar="COLUMN",
                         help="context feature (namespace.feature) or 'position' to break results down by (repeatable)")
@@ -186,7 +189,9 @@ def parse_target(spec: str, log_spec: str = "", seed: int = 0) -> TargetPolicy:
         return CounterfactualVW(settings=settings, name=name or "candidate")
     if kind == "fixed":
         if not argument:
-            raise ValueError("target 'fixed' needs a JSON file: fixed:TABLE.json")
+            raise ValueError("target 'fixed' needs a file: fixed:TABLE.json or fixed:MATRIX.npy")
+        if Path(argument).suffix.lower() == ".npy":
+            return FixedDistribution(np.load(argument, allow_pickle=False), name=name or Path(argument).stem)
         return parse_probability_table(_load_mapping(Path(argument)), name or Path(argument).stem)
     if kind == "obd-bts":
         from offline_eval.obd import obd_bts_target

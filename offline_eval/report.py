@@ -169,14 +169,19 @@ def plot_over_time(result: EvaluationResult, path: Path) -> Path | None:
     """Plot each policy's estimate per time window (main estimator) with normal intervals."""
     if result.over_time.empty:
         return None
-    estimator = _main_estimator(result)
-    frame = result.over_time[result.over_time["estimator"] == estimator]
+    preferred = [_main_estimator(result), *dict.fromkeys(result.over_time["estimator"])]
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for policy, part in frame.groupby("policy", sort=False):
-        ax.plot(part["window"], part["estimate"], marker="o", label=str(policy))
+    for policy, rows in result.over_time.groupby("policy", sort=False):
+        # A policy whose preferred estimator is undefined (the logging policy
+        # without PMFs has no DR) is drawn with its first defined estimator.
+        defined = [e for e in preferred if rows.loc[rows["estimator"] == e, "estimate"].notna().any()]
+        if not defined:
+            continue
+        part = rows[rows["estimator"] == defined[0]]
+        ax.plot(part["window"], part["estimate"], marker="o", label=f"{policy} ({defined[0]})")
         ax.fill_between(part["window"], part["lower"], part["upper"], alpha=0.15)
     ax.set_xlabel("time window (equal numbers of rows, oldest first)")
-    ax.set_ylabel(f"estimated value ({estimator})")
+    ax.set_ylabel("estimated value")
     ax.set_title("Estimates over time")
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)

@@ -54,6 +54,19 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
+PROGRESS_STEP = 1000
+"""Rows scored between two progress callbacks of row-by-row targets."""
+
+
+def _report_progress(progress: Progress | None, row: int, n_rows: int) -> None:
+    """Call ``progress`` every :data:`PROGRESS_STEP` rows and once for the remainder at the end."""
+    if progress is None:
+        return
+    done = row + 1
+    if done % PROGRESS_STEP == 0:
+        progress(PROGRESS_STEP)
+    elif done == n_rows:
+        progress(done % PROGRESS_STEP)
 
 
 class TargetPolicy(ABC):
@@ -247,8 +260,7 @@ class BaselineTarget(TargetPolicy):
             ids = [a.id for a in data.row_actions(row)]
             chosen = choose_baseline(self.rules, data.context_namespaces(row), ids)
             result[row, ids.index(chosen)] = 1.0
-            if progress is not None and (row + 1) % 1000 == 0:
-                progress(1000)
+            _report_progress(progress, row, data.n_rows)
         return result
 
     def describe(self) -> str:
@@ -304,8 +316,7 @@ class CheckpointTarget(TargetPolicy):
             result = np.zeros(data.action_index.shape)
             for row in range(data.n_rows):
                 result[row] = _row_pmf(policy, data, row)
-                if progress is not None and (row + 1) % 1000 == 0:
-                    progress(1000)
+                _report_progress(progress, row, data.n_rows)
         finally:
             policy.close()
         return result
@@ -366,8 +377,7 @@ class CounterfactualVW(TargetPolicy):
                     learning_mode=LearningMode.ONLINE,
                 )
                 policy.learn(JoinedEvent(decision, float(data.reward[row]), JoinOutcome.OBSERVED, 1, decision.timestamp))
-                if progress is not None and (row + 1) % 1000 == 0:
-                    progress(1000)
+                _report_progress(progress, row, data.n_rows)
             self.final_checkpoint["model"] = policy.to_checkpoint()
         finally:
             policy.close()
