@@ -27,8 +27,9 @@ import numpy as np
 import vowpalwabbit
 
 from bandit.features import Encoder
+from bandit.settings import PolicySettings
 from simulations.micro import MicroAdjustmentScenario
-from simulations.policies import build_agent, resolve_policies
+from simulations.policies import resolve_policies
 from simulations.runner import RunSettings, run_policy
 from simulations.scenario import derive_seed
 
@@ -44,7 +45,7 @@ def _runner_rate(rounds: int, log: bool) -> float:
         return rounds / (time.perf_counter() - started)
 
 
-def _vw_arguments() -> str:
+def _vw_arguments() -> tuple[str, PolicySettings]:
     scenario = MicroAdjustmentScenario()
     spec = resolve_policies(["squarecb"])[0]
     settings = spec.settings(

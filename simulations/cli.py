@@ -182,19 +182,21 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"microbandit simulate: {error}", file=sys.stderr)
         return 2
 
+    if args.server:
+        # NOTE: the gRPC runner is not implemented; --server is parsed so the
+        # interface is stable, and rejected here.
+        print("microbandit simulate: --server is not supported yet; run without it for the in-process runner",
+              file=sys.stderr)
+        return 2
+
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     log_root = out / "logs" if args.log_events else None
     total = args.rounds * args.seeds * len(policies)
     with tqdm(total=total, unit="round", disable=args.no_progress, desc=args.scenario, file=sys.stderr) as bar:
-        if args.server:
-            from simulations.grpc_runner import run_simulation_grpc
-
-            result = run_simulation_grpc(scenario, policies, settings, args.server, progress=bar.update)
-        else:
-            result = run_simulation(
-                scenario, policies, settings, log_root=log_root, workers=args.workers, progress=bar.update
-            )
+        result = run_simulation(
+            scenario, policies, settings, log_root=log_root, workers=args.workers, progress=bar.update
+        )
 
     baseline = args.baseline if args.baseline in result.policies else None
     paths = result.save(out, baseline)

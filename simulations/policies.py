@@ -1,6 +1,6 @@
 """Policies a simulation compares, and the agents that play them.
 
-A :class:`PolicySpec` names a policy and says how to build it: the reference
+A :class:`PolicySpec` names a policy and describes how to build it: the reference
 policies (uniform random, the scenario's rules baseline, the oracle) are
 played natively, and every Vowpal Wabbit policy runs through the project's
 own :class:`~bandit.loop.DecisionLoop`, with the simulated clock injected, so
@@ -14,19 +14,16 @@ log has the same schema and the same reward-join semantics.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from bandit.baseline import BaselineRules, choose_baseline
 from bandit.events import DecisionRecord, LearningMode, RewardRecord
-from bandit.features import Action
 from bandit.exploration import Bag, Cover, EpsilonGreedy, Exploration, ExploreFirst, RegCB, Softmax, SquareCB
+from bandit.features import Action
 from bandit.learner import Learner
 from bandit.loop import DecisionLoop
 from bandit.policy import uniform_draw
@@ -148,10 +145,10 @@ PRESETS: dict[str, PolicySpec] = {
         PolicySpec(
             "epsilon-greedy", "vw", EpsilonGreedy(0.05), description="VW, greedy with 5% uniform exploration"
         ),
-        # gamma_scale 10 (VW's default) explores about a quarter of the time
-        # when rewards differ by a few hundredths, as click rates of a few
-        # percent do, and 100 settled on a wrong page in some seeds of the
-        # micro-adjustment scenario; 30 did neither in that scenario.
+        # Click rates of a few percent make reward gaps of a few hundredths.
+        # With such gaps gamma_scale 10 (VW's default) explored about a quarter
+        # of the time in the micro-adjustment scenario, and 100 settled on a
+        # wrong page in some seeds. 30 did neither there.
         PolicySpec("squarecb", "vw", SquareCB(gamma_scale=30.0), description="VW, SquareCB with gamma_scale 30"),
         PolicySpec("bag", "vw", Bag(size=5, epsilon=0.02), description="VW, online bootstrap of 5 with 2% epsilon"),
         PolicySpec("cover", "vw", Cover(size=3, psi=0.1), description="VW, online cover of 3 with psi 0.1"),
@@ -217,7 +214,7 @@ class SimulatedClock:
 
 @dataclass
 class Choice:
-    """What an agent chose in one round."""
+    """An agent's choice in one round: action index, logged probability, model version."""
 
     action_index: int
     probability: float
@@ -340,7 +337,7 @@ class _LoopAgent(Agent):
 class _SlotAgent(Agent):
     """One VW policy per slot; the page is the combination of the slot choices.
 
-    Each slot's loop sees the context and its own variants (with their
+    Each slot's loop receives the context and its own variants (with their
     features) and learns from the page's reward, so each slot treats the
     other slots' choices as noise. The logged probability of the page is the
     product of the slot probabilities, because the slots sample independently.

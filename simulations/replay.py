@@ -2,9 +2,9 @@
 
 The replay method of L. Li, W. Chu, J. Langford and X. Wang, "Unbiased
 Offline Evaluation of Contextual-bandit-based News Article Recommendation
-Algorithms", WSDM 2011: walk through events logged by a uniformly random
-policy in time order; at each event the learner chooses among the logged
-event's eligible actions. When it picks the logged action, the event counts:
+Algorithms", WSDM 2011. The replay walks through events logged by a
+uniformly random policy in time order. At each event the learner chooses
+among the logged event's eligible actions. When it picks the logged action, the event counts:
 its logged reward is the learner's reward and the learner learns from it.
 Otherwise the event is skipped and the learner's state does not change.
 Because the logging policy was uniform, the counted events are an unbiased
