@@ -191,7 +191,8 @@ def test_model_based_estimators_undefined_without_model():
     inputs = estimator_inputs(data, POLICIES["uniform"][BANDIT.cells_of(data)], None)
     for estimator in (DirectMethod(), DoublyRobust(), SelfNormalizedDoublyRobust(), SwitchDoublyRobust()):
         terms = estimator.round_terms(inputs)
-        assert terms.undefined is not None and "reward model" in terms.undefined
+        assert terms.undefined is not None
+        assert "reward model" in terms.undefined
         assert math.isnan(terms.estimate())
 
 
@@ -204,7 +205,8 @@ def test_estimator_conformance(key):
     with pytest.raises(dataclasses.FrozenInstanceError):
         estimator.extra = 1  # type: ignore[attr-defined]
     doc = cls.__doc__ or ""
-    assert "Source:" in doc and "Assumptions" in doc
+    assert "Source:" in doc
+    assert "Assumptions" in doc
     assert make_estimator(key) == estimator
 
 

@@ -149,7 +149,9 @@ def test_report_and_results_written(tmp_path, report_format):
     result = _result()
     report = write_report(result, tmp_path, report_format)
     text = report.read_text()
-    assert "Estimates" in text and "split" in text and "Per-segment lift" in text
+    assert "Estimates" in text
+    assert "split" in text
+    assert "Per-segment lift" in text
     for plot in ("estimates.png", "over_time.png", "segments.png"):
         assert (tmp_path / plot).stat().st_size > 1000
     (json_path,) = write_results(result, tmp_path, "json")
@@ -163,7 +165,9 @@ def test_report_and_results_written(tmp_path, report_format):
 
 def test_format_table_lists_diagnostics():
     text = format_table(_result())
-    assert "ESS" in text and "max w" in text and "zero-support" in text
+    assert "ESS" in text
+    assert "max w" in text
+    assert "zero-support" in text
     assert "difference to logging" in text
 
 
@@ -198,7 +202,8 @@ def test_evaluate_command_end_to_end(tmp_path, capsys):
     )
     output = capsys.readouterr().out
     assert status == 0
-    assert "always_large" in output and "ips(clip=1.5)" in output
+    assert "always_large" in output
+    assert "ips(clip=1.5)" in output
     assert (tmp_path / "out" / "results.json").is_file()
     assert (tmp_path / "out" / "report.md").is_file()
 

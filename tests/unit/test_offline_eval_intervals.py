@@ -84,7 +84,8 @@ def test_bootstrap_rejects_bad_arguments():
 def test_percentile_interval_undefined_when_many_replicates_nan():
     replicates = np.r_[np.linspace(0, 1, 90), np.full(10, np.nan)]
     interval = percentile_interval(replicates)
-    assert math.isnan(interval.lower) and math.isnan(interval.upper)
+    assert math.isnan(interval.lower)
+    assert math.isnan(interval.upper)
     assert percentile_interval(np.linspace(0, 1, 101)).lower == pytest.approx(0.025)
 
 
