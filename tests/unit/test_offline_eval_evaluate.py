@@ -230,3 +230,29 @@ def test_evaluate_command_empty_log_is_error(tmp_path, capsys):
     status = main(["evaluate", str(log), "--out", str(tmp_path / "out"), "--no-progress"])
     assert status == 2
     assert "empty" in capsys.readouterr().err
+
+
+def test_evaluate_command_vw_and_baseline_targets(tmp_path, capsys):
+    log = tmp_path / "log.csv"
+    _write_csv(log, n=300)
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text("name: greedy\nexploration: {type: epsilon_greedy, epsilon: 0.2}\nvw_args: --l2 1e-6\n")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - when: [{feature: user.device, op: eq, value: mobile}]\n    action: large\n"
+        "default: small\nknown_actions: [small, large]\n"
+    )
+    status = main(
+        [
+            "evaluate", str(log), "--target", f"baseline:{rules}", "--target", f"vw:{candidate}",
+            "--target", "plain=vw-args:--learning_rate 0.5", "--estimators", "snips", "dr", "--interval", "normal",
+            "--out", str(tmp_path / "out"), "--no-progress",
+        ]
+    )
+    output = capsys.readouterr().out
+    assert status == 0
+    assert "greedy" in output
+    assert "plain" in output
+    loaded = json.loads((tmp_path / "out" / "results.json").read_text())
+    baseline = {row["estimator"]: row["estimate"] for row in loaded["estimates"] if row["policy"] == "baseline"}
+    assert baseline["snips"] > 0.45  # the rules pick the better action on both devices (0.6 against 0.2)
