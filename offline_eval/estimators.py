@@ -406,9 +406,9 @@ class SubGaussianIPS(Estimator):
     NOTE: the data-driven ``lambda`` follows the form of the paper's
     high-probability choice; its constant was not checked against the paper.
 
-    Source: A. M. Metelli, A. Russo, M. Restelli, "Subgaussian Importance
-    Sampling for Off-Policy Evaluation and Learning", ICML 2021 Workshop on
-    Reinforcement Learning Theory.
+    Source: A. M. Metelli, A. Russo, M. Restelli, "Subgaussian and
+    Differentiable Importance Sampling for Off-Policy Evaluation and
+    Learning", NeurIPS 2021.
 
     Parameters
     ----------

@@ -315,6 +315,18 @@ def evaluate(
     ValueError
         If target names repeat, the reference is unknown, or a target's
         distribution is invalid.
+
+    Examples
+    --------
+    >>> from offline_eval.synthetic import SyntheticBandit
+    >>> from offline_eval.targets import UniformRandom
+    >>> bandit = SyntheticBandit(seed=0)
+    >>> data = bandit.sample(2000, seed=1)
+    >>> result = evaluate(data, [UniformRandom()], EvaluationSettings(interval="normal"))
+    >>> snips = result.estimates.set_index("estimator").loc["snips"]
+    >>> truth = bandit.true_value(bandit.uniform_policy())
+    >>> bool(snips["lower"] <= truth <= snips["upper"])
+    True
     """
     settings = settings or EvaluationSettings()
     if not targets:
