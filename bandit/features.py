@@ -382,6 +382,7 @@ class Encoder:
         for index, action in enumerate(actions):
             label = ""
             if labelled is not None and labelled[0] == index:
-                label = f"0:{labelled[1]!r}:{labelled[2]!r}"
+                # float() first: repr of a NumPy scalar is not a VW number.
+                label = f"0:{float(labelled[1])!r}:{float(labelled[2])!r}"
             lines.append(self.action_line(action, label))
         return lines
