@@ -136,6 +136,11 @@ class EvaluationSettings:
             raise ValueError(f"time_bins must be >= 0, got {self.time_bins}")
         if self.bound_clip is not None and not self.bound_clip > 0:
             raise ValueError(f"bound_clip must be > 0, got {self.bound_clip!r}")
+        if self.reward_range is not None and not self.reward_range[0] < self.reward_range[1]:
+            raise ValueError(f"reward_range must be (low, high) with low < high, got {self.reward_range!r}")
+        labels = [e.label for e in self.estimators]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"estimators must differ from each other, got {labels}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -373,74 +378,18 @@ def evaluate(
         )
     timings["estimates"] = time.perf_counter() - started
 
-    estimate_rows = []
-    for j, ((target, estimator), round_terms) in enumerate(zip(pairs, terms)):
-        if replicates is not None:
-            interval = percentile_interval(replicates[:, j], settings.confidence)
-        else:
-            interval = normal_interval(round_terms, settings.confidence)
-        estimate_rows.append(
-            {
-                "policy": target.name,
-                "estimator": estimator.label,
-                "estimate": round_terms.estimate(),
-                **_interval_row("", interval),
-                "interval": interval.method,
-                "undefined": round_terms.undefined or "",
-            }
-        )
-
+    estimate_rows = _estimate_rows(pairs, terms, replicates, settings)
     diagnostics = {
         t.name: weight_diagnostics(t.inputs.weight, data.propensity, data.event_ids) for t in prepared
     }
     for t in prepared:
         if np.isnan(t.probabilities).any():
             logger.info("target %s has no full distribution: model-based estimators are undefined for it", t.name)
-
-    low, high = settings.reward_range or (float(data.reward.min()), float(data.reward.max()))
-    bound_rows = []
-    bounds_by_name: dict[str, Interval] = {}
-    for t in prepared:
-        weight = t.inputs.weight
-        clip = settings.bound_clip or float(weight.max())
-        if high > low and weight.any():
-            bound = value_bounds(data.reward, weight, (low, high), clip, settings.confidence)
-        else:
-            # Constant rewards: every policy's value is that constant under overlap.
-            bound = Interval(low if weight.any() else math.nan, high if weight.any() else math.nan, "bernstein", settings.confidence)
-        bounds_by_name[t.name] = bound
-        bound_rows.append({"policy": t.name, "lower_bound": bound.lower, "upper_bound": bound.upper, "clip": clip})
-
+    bounds_by_name = _bounds(data, prepared, settings)
     prepared_by_name = {t.name: t for t in prepared}
-    comparison_rows = []
-    for target, estimator in pairs:
-        if target.name == reference:
-            continue
-        j = index_of[(target.name, estimator.label)]
-        k = index_of[(reference, estimator.label)]
-        reference_label = estimator.label
-        if terms[k].undefined is not None and _is_on_policy(prepared_by_name[reference], data):
-            k = on_policy_index
-            reference_label = "on-policy mean"
-        difference = terms[j].estimate() - terms[k].estimate()
-        if replicates is not None:
-            interval = percentile_interval(replicates[:, j] - replicates[:, k], settings.confidence)
-        else:
-            interval = _paired_normal(terms[j], terms[k], settings.confidence)
-        bound, reference_bound = bounds_by_name[target.name], bounds_by_name[reference]
-        comparison_rows.append(
-            {
-                "policy": target.name,
-                "reference": reference,
-                "estimator": estimator.label,
-                "reference_estimator": reference_label,
-                "difference": difference,
-                **_interval_row("", interval),
-                "interval": interval.method,
-                "better_with_high_confidence": bool(bound.lower > reference_bound.upper),
-                "worse_with_high_confidence": bool(bound.upper < reference_bound.lower),
-            }
-        )
+    comparison_rows = _comparisons(
+        data, pairs, terms, index_of, replicates, bounds_by_name, prepared_by_name[reference], on_policy_index, settings
+    )
 
     started = time.perf_counter()
     reference_on_policy = _is_on_policy(prepared_by_name[reference], data)
@@ -453,7 +402,12 @@ def evaluate(
     return EvaluationResult(
         estimates=pd.DataFrame(estimate_rows),
         diagnostics=diagnostics,
-        bounds=pd.DataFrame(bound_rows),
+        bounds=pd.DataFrame(
+            [
+                {"policy": name, "lower_bound": bound.lower, "upper_bound": bound.upper, "clip": clip}
+                for name, (bound, clip) in bounds_by_name.items()
+            ]
+        ),
         comparisons=pd.DataFrame(comparison_rows),
         segments=pd.DataFrame(segment_rows),
         over_time=pd.DataFrame(time_rows),
@@ -463,6 +417,98 @@ def evaluate(
         reference=reference,
         descriptions={t.name: t.description for t in prepared},
     )
+
+
+def _estimate_rows(
+    pairs: list[tuple[TargetData, Estimator]],
+    terms: list[RoundTerms],
+    replicates: np.ndarray | None,
+    settings: EvaluationSettings,
+) -> list[dict[str, Any]]:
+    """Return one row per (target, estimator): estimate, interval and undefined reason."""
+    rows = []
+    for j, ((target, estimator), round_terms) in enumerate(zip(pairs, terms)):
+        if replicates is not None:
+            interval = percentile_interval(replicates[:, j], settings.confidence)
+        else:
+            interval = normal_interval(round_terms, settings.confidence)
+        rows.append(
+            {
+                "policy": target.name,
+                "estimator": estimator.label,
+                "estimate": round_terms.estimate(),
+                **_interval_row("", interval),
+                "interval": interval.method,
+                "undefined": round_terms.undefined or "",
+            }
+        )
+    return rows
+
+
+def _bounds(
+    data: LoggedData, prepared: list[TargetData], settings: EvaluationSettings
+) -> dict[str, tuple[Interval, float]]:
+    """Return each target's empirical Bernstein bounds and the weight clip they used."""
+    low, high = settings.reward_range or (float(data.reward.min()), float(data.reward.max()))
+    result: dict[str, tuple[Interval, float]] = {}
+    for t in prepared:
+        weight = t.inputs.weight
+        clip = settings.bound_clip or float(weight.max())
+        if not weight.any():
+            bound = Interval(math.nan, math.nan, "bernstein", settings.confidence)
+        elif high > low:
+            bound = value_bounds(data.reward, weight, (low, high), clip, settings.confidence)
+        else:
+            # Constant rewards: with overlap every policy's value is that constant.
+            bound = Interval(low, high, "bernstein", settings.confidence)
+        result[t.name] = (bound, clip)
+    return result
+
+
+def _comparisons(
+    data: LoggedData,
+    pairs: list[tuple[TargetData, Estimator]],
+    terms: list[RoundTerms],
+    index_of: dict[tuple[str, str], int],
+    replicates: np.ndarray | None,
+    bounds_by_name: dict[str, tuple[Interval, float]],
+    reference: TargetData,
+    on_policy_index: int,
+    settings: EvaluationSettings,
+) -> list[dict[str, Any]]:
+    """Return the paired difference of every other target to the reference, per estimator."""
+    rows = []
+    reference_on_policy = _is_on_policy(reference, data)
+    reference_bound = bounds_by_name[reference.name][0]
+    for target, estimator in pairs:
+        if target.name == reference.name:
+            continue
+        j = index_of[(target.name, estimator.label)]
+        k = index_of[(reference.name, estimator.label)]
+        reference_label = estimator.label
+        if terms[k].undefined is not None and reference_on_policy:
+            k = on_policy_index
+            reference_label = "on-policy mean"
+        difference = terms[j].estimate() - terms[k].estimate()
+        if replicates is not None:
+            interval = percentile_interval(replicates[:, j] - replicates[:, k], settings.confidence)
+        else:
+            interval = _paired_normal(terms[j], terms[k], settings.confidence)
+        bound = bounds_by_name[target.name][0]
+        rows.append(
+            {
+                "policy": target.name,
+                "reference": reference.name,
+                "estimator": estimator.label,
+                "reference_estimator": reference_label,
+                "difference": difference,
+                **_interval_row("", interval),
+                "interval": interval.method,
+                "better_with_high_confidence": bool(bound.lower > reference_bound.upper),
+                "worse_with_high_confidence": bool(bound.upper < reference_bound.lower),
+            }
+        )
+    return rows
 
 
 def _is_on_policy(target: TargetData, data: LoggedData) -> bool:

@@ -341,6 +341,11 @@ class CounterfactualVW(TargetPolicy):
         The candidate's settings (exploration, interactions, VW arguments).
     name : str
         Report name; defaults to the settings' name.
+    final_checkpoint : dict of str to bytes
+        Filled by :meth:`distribution`: key ``"model"`` holds the checkpoint
+        of the model after the last row, for :class:`CheckpointTarget` or
+        deployment. Its value estimated on the same log is optimistic,
+        because that model has seen every row.
     """
 
     settings: PolicySettings

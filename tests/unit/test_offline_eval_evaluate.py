@@ -256,3 +256,13 @@ def test_evaluate_command_vw_and_baseline_targets(tmp_path, capsys):
     loaded = json.loads((tmp_path / "out" / "results.json").read_text())
     baseline = {row["estimator"]: row["estimate"] for row in loaded["estimates"] if row["policy"] == "baseline"}
     assert baseline["snips"] > 0.45  # the rules pick the better action on both devices (0.6 against 0.2)
+
+
+def test_settings_reject_duplicate_estimators():
+    with pytest.raises(ValueError, match="estimators must differ from each other"):
+        EvaluationSettings(estimators=(InverseProbabilityWeighting(), InverseProbabilityWeighting()))
+
+
+def test_settings_reject_empty_reward_range():
+    with pytest.raises(ValueError, match="reward_range must be"):
+        EvaluationSettings(reward_range=(1.0, 1.0))
