@@ -27,14 +27,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import ray
 from ray import serve
 
-from bandit.events import DecisionRecord, RewardStatus, records_to_table, table_to_records
+from bandit.events import DecisionRecord, RewardStatus
 from bandit.errors import UnknownEventError
 from protos.microbandit.v1 import decision_service_pb2 as pb
 from serving._private.convert import learning_mode_to_proto, reward_status_to_proto
+from serving._private.transport import ActionDecoder, PackedDecision, pack_decisions
 from serving.config import DEFAULT_APPLICATION_NAME, MicrobanditConfig, load_config
 from serving.decider import DeciderCore
 from serving.errors import LearnerUnavailableError, status_for
@@ -108,6 +108,7 @@ class LearnerActor:
         config = MicrobanditConfig.model_validate_json(config_json)
         self.service = LearnerService(config.policy(policy), config.server, time.time)
         self._flush_interval = config.server.decision_flush_interval_seconds
+        self._decoder = ActionDecoder()
         self._closed = False
         self._timer: asyncio.Task[None] | None = None
 
@@ -128,11 +129,10 @@ class LearnerActor:
         self._ensure_timer()
         return self.service.published.version
 
-    async def submit_decisions(self, table: pa.Table) -> int:
-        """Record a batch of decision records (an event-log table); return how many were new."""
+    async def submit_decisions(self, rows: list[PackedDecision]) -> int:
+        """Record a batch of decision records (packed by the decider); return how many were new."""
         self._ensure_timer()
-        records = [r for r in table_to_records(table) if isinstance(r, DecisionRecord)]
-        return self.service.submit_decisions(records)
+        return self.service.submit_decisions(self._decoder.unpack(rows))
 
     async def reward(self, event_id: str, value: float, reward_id: str | None, timestamp: float) -> str:
         """Record a reward; return its :class:`~bandit.events.RewardStatus` value."""
@@ -252,7 +252,7 @@ class Decider:
         records = self.core.take_buffer(name)
         if not records:
             return
-        reference = self.learners[name].submit_decisions.remote(records_to_table(records))
+        reference = self.learners[name].submit_decisions.remote(pack_decisions(records))
         if wait:
             await self._confirm_push(name, records, reference, reraise=True)
             return

@@ -52,7 +52,7 @@ class PolicySlot:
     config: PolicyConfig
     settings: PolicySettings
     policy: Policy
-    recent: OrderedDict[str, DecisionRecord] = field(default_factory=OrderedDict)
+    recent: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
     buffer: list[DecisionRecord] = field(default_factory=list)
     learner_pending: int = 0
 
@@ -146,11 +146,13 @@ class DeciderCore:
                 f"near its join.max_pending limit of {max_pending}; retry later"
             )
 
-    def _decide(self, slot: PolicySlot, request: ChooseInput, now: float) -> tuple[DecisionRecord, bool]:
+    def _decide(self, slot: PolicySlot, request: ChooseInput, now: float) -> pb.ChooseResponse:
         if request.event_id is not None:
             previous = slot.recent.get(request.event_id)
             if previous is not None:
-                return previous, True
+                replay = pb.ChooseResponse.FromString(previous)
+                replay.replayed = True
+                return replay
         event_id = request.event_id or self._new_event_id()
         user = pseudonymize(request.user_id, self._user_id_key) if request.user_id is not None else None
         decision = slot.policy.decide(
@@ -167,12 +169,15 @@ class DeciderCore:
         )
         if not denied:
             slot.buffer.append(decision)
+        response = decision_response(decision)
         memory = self.config.server.event_id_memory
         if memory:
-            slot.recent[event_id] = decision
+            # Serialized responses, not records: bytes are compact and the
+            # garbage collector does not traverse them.
+            slot.recent[event_id] = response.SerializeToString()
             if len(slot.recent) > memory:
                 slot.recent.popitem(last=False)
-        return decision, False
+        return response
 
     def choose(self, request: pb.ChooseRequest) -> pb.ChooseResponse:
         """Validate and answer one Choose request.
@@ -190,8 +195,7 @@ class DeciderCore:
         slot = self.slot(request.policy)
         validated = choose_input(request, slot.settings.max_actions, self._actions)
         self._check_capacity(slot, 1)
-        decision, replayed = self._decide(slot, validated, self._clock())
-        return decision_response(decision, replayed)
+        return self._decide(slot, validated, self._clock())
 
     def choose_batch(self, request: pb.ChooseBatchRequest) -> pb.ChooseBatchResponse:
         """Validate every request of a batch, then answer them in order.
@@ -217,10 +221,7 @@ class DeciderCore:
             self._check_capacity(self.slots[name], n)
 
         now = self._clock()
-        responses = []
-        for slot, validated in prepared:
-            decision, replayed = self._decide(slot, validated, now)
-            responses.append(decision_response(decision, replayed))
+        responses = [self._decide(slot, validated, now) for slot, validated in prepared]
         return pb.ChooseBatchResponse(responses=responses)
 
     # -- rewards and activations ----------------------------------------------

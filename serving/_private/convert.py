@@ -12,6 +12,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bandit.events import DecisionRecord, LearningMode, RewardStatus
 from bandit.loop import MAX_EVENT_ID_LENGTH, validate_event_id
@@ -106,7 +107,9 @@ class ActionCache:
     """Converted actions keyed by their serialized message.
 
     Services send the same candidate actions with most requests; converting
-    and validating them once saves most of a decision's Python time.
+    and validating them once saves most of a decision's Python time. The
+    last list of actions is also remembered whole, because consecutive
+    requests (above all within one ChooseBatch) usually repeat it.
 
     Parameters
     ----------
@@ -117,6 +120,9 @@ class ActionCache:
     def __init__(self, size: int = 4096) -> None:
         self.size = size
         self._actions: OrderedDict[bytes, Action] = OrderedDict()
+        self._last_message: Any = None
+        self._last_limit = 0
+        self._last_actions: tuple[Action, ...] = ()
 
     def convert(self, message: pb.Action, where: str) -> Action:
         """Return the validated :class:`~bandit.features.Action` of ``message``."""
@@ -135,6 +141,24 @@ class ActionCache:
         if len(self._actions) > self.size:
             self._actions.popitem(last=False)
         return action
+
+    def convert_all(self, messages: Any, max_actions: int, prefix: str) -> tuple[Action, ...]:
+        """Validate a request's repeated ``actions`` field: 1 to ``max_actions`` actions with unique ids."""
+        if self._last_message is not None and max_actions == self._last_limit and messages == self._last_message:
+            return self._last_actions
+        count = len(messages)
+        if count == 0:
+            raise ValueError(f"{prefix}actions is empty: send at least one candidate action")
+        if count > max_actions:
+            raise ValueError(f"{prefix}actions has {count} entries, more than the policy's max_actions of {max_actions}")
+        actions = tuple(self.convert(message, f"{prefix}actions[{i}]") for i, message in enumerate(messages))
+        seen: set[str] = set()
+        for index, action in enumerate(actions):
+            if action.id in seen:
+                raise ValueError(f"{prefix}actions[{index}].id {action.id[:70]!r} is a duplicate: action ids must be unique")
+            seen.add(action.id)
+        self._last_message, self._last_limit, self._last_actions = messages, max_actions, actions
+        return actions
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,23 +203,14 @@ def choose_input(
         raise ValueError(f"{prefix}context is missing: send at least one namespace with at least one feature")
     context = _namespaces(request.context, f"{prefix}context")
 
-    count = len(request.actions)
-    if count == 0:
-        raise ValueError(f"{prefix}actions is empty: send at least one candidate action")
-    if count > max_actions:
-        raise ValueError(f"{prefix}actions has {count} entries, more than the policy's max_actions of {max_actions}")
-    actions = tuple(cache.convert(message, f"{prefix}actions[{i}]") for i, message in enumerate(request.actions))
-    seen: set[str] = set()
-    for index, action in enumerate(actions):
-        if action.id in seen:
-            raise ValueError(f"{prefix}actions[{index}].id {action.id[:70]!r} is a duplicate: action ids must be unique")
-        seen.add(action.id)
+    actions = cache.convert_all(request.actions, max_actions, prefix)
+    ids = {action.id for action in actions}
 
     excluded = tuple(request.excluded_action_ids)
     for index, action_id in enumerate(excluded):
-        if action_id not in seen:
+        if action_id not in ids:
             raise ValueError(f"{prefix}excluded_action_ids[{index}] {action_id[:70]!r} is not an id in actions")
-    if len(set(excluded)) >= len(seen):
+    if len(set(excluded)) >= len(ids):
         raise ValueError(f"{prefix}excluded_action_ids excludes every action: at least one must stay eligible")
 
     event_id = validate_optional_id(request.event_id, f"{prefix}event_id")
