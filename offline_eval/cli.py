@@ -7,7 +7,8 @@ Example::
         --segment user.device --out eval-out
 
 ``LOG`` is an event-log directory, a Parquet file of joined events, a plain
-table (Parquet or CSV), or ``obd:POLICY/CAMPAIGN`` for the Open Bandit
+table (Parquet or CSV), an Azure Personalizer DSJSON file (``.json``,
+``.jsonl``, ``.dsjson``), or ``obd:POLICY/CAMPAIGN`` for the Open Bandit
 Dataset sample (``obd:random/all``).
 
 Target specifications (``--target``, repeatable, optionally ``NAME=SPEC``):
@@ -82,7 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("log", metavar="LOG", help="event-log directory, Parquet/CSV table, or obd:POLICY/CAMPAIGN")
+    parser.add_argument("log", metavar="LOG", help="event-log directory, Parquet/CSV table, DSJSON file, or obd:POLICY/CAMPAIGN")
     parser.add_argument(
         "--target",
         action="append",
@@ -113,7 +114,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         help="reward bounds for the high-confidence bounds (default: observed min and max)")
     parser.add_argument("--bound-clip", type=float,
                         help="weight clip of the high-confidence bounds (default: each target's largest weight)")
-    parser.add_argument("--policy", help="keep only this policy's rows of an event log")
+    parser.add_argument("--policy", help="keep only this policy's rows of an event log (names a DSJSON log's policy)")
     parser.add_argument("--format", choices=("json", "parquet"), default="json", help="machine-readable result format")
     parser.add_argument("--report", choices=("md", "html"), default="md", help="human report format")
     parser.add_argument("--no-progress", action="store_true", help="do not show progress bars")

@@ -5,6 +5,7 @@
 - :func:`read_table`: a plain table (Parquet or CSV) with the columns
   ``context``, ``actions``, ``chosen_action``, ``probability``, ``reward``
   and optionally ``position``, ``timestamp``, ``pmf``, ``event_id``.
+- :func:`read_dsjson`: an Azure Personalizer DSJSON log.
 - :func:`read_log`: picks one of the above (or the Open Bandit Dataset) from
   a path or ``obd:POLICY/CAMPAIGN``.
 
@@ -19,6 +20,8 @@ import json
 import logging
 import math
 import os
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +33,18 @@ import pyarrow.parquet as pq
 from bandit.eventlog import list_segments, read_events
 from bandit.events import EVENT_SCHEMA
 from bandit.features import Action, validate_namespaces
+from bandit.maintenance import import_dsjson
 
 from offline_eval.data import LoggedData, flatten_context
 
-__all__ = ["read_event_log", "read_table", "table_to_logged_data", "read_log", "TABLE_COLUMNS"]
+__all__ = ["read_event_log", "read_dsjson", "read_table", "table_to_logged_data", "read_log", "TABLE_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
 TABLE_COLUMNS = ("context", "actions", "chosen_action", "probability", "reward")
 """Required columns of a plain table."""
+DSJSON_SUFFIXES = (".json", ".jsonl", ".dsjson")
+"""File name endings read as Azure Personalizer DSJSON logs."""
 
 
 class _ActionVocabulary:
@@ -252,6 +258,26 @@ def read_event_log(path: str | os.PathLike[str], policy: str | None = None) -> L
                   pmfs if has_pmf else None)
 
 
+def read_dsjson(path: str | os.PathLike[str], policy: str = "dsjson") -> LoggedData:
+    """Read an Azure Personalizer DSJSON log (one JSON event per line).
+
+    The lines are converted to joined events with
+    :func:`bandit.maintenance.import_dsjson`, the same conversion as
+    ``microbandit logs import``, in a temporary directory that is removed
+    afterwards. Deferred events that were never activated are skipped and
+    counted, as in the event log.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"DSJSON log {path} does not exist")
+    with tempfile.TemporaryDirectory(prefix="microbandit-dsjson-") as directory:
+        count = import_dsjson(path, directory, policy)
+        if count == 0:
+            raise ValueError(f"DSJSON log {path} is empty: there are no events to evaluate on")
+        data = read_event_log(Path(directory) / "events")
+    return replace(data, source=f"DSJSON log {path}")
+
+
 def read_table(path: str | os.PathLike[str]) -> LoggedData:
     """Read a plain table of logged rounds (Parquet or CSV).
 
@@ -342,8 +368,9 @@ def read_log(spec: str, policy: str | None = None) -> LoggedData:
 
     ``obd:POLICY/CAMPAIGN`` (for example ``obd:random/all``) reads the Open
     Bandit Dataset sample. A directory, or a Parquet file with the event
-    schema, reads the event log. Any other ``.parquet`` or ``.csv`` file
-    reads a plain table.
+    schema, reads the event log. A ``.json``, ``.jsonl`` or ``.dsjson`` file
+    reads an Azure Personalizer DSJSON log. Any other ``.parquet`` or
+    ``.csv`` file reads a plain table.
     """
     if spec.startswith("obd:"):
         from offline_eval.obd import read_obd
@@ -351,6 +378,8 @@ def read_log(spec: str, policy: str | None = None) -> LoggedData:
         behavior, _, campaign = spec[4:].partition("/")
         return read_obd(behavior, campaign or "all")
     path = Path(spec)
+    if path.suffix.lower() in DSJSON_SUFFIXES:
+        return read_dsjson(path, policy or "dsjson")
     if path.is_dir():
         return read_event_log(path, policy)
     if path.suffix.lower() == ".parquet" and path.is_file():

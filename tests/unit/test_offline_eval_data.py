@@ -184,3 +184,17 @@ def test_read_event_log_without_joined_rows(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no joined events"):
         read_event_log(tmp_path / "empty")
+
+
+def test_read_dsjson_matches_event_log(tmp_path):
+    from bandit.maintenance import export_dsjson
+
+    never_activated = _write_event_log(tmp_path / "log")
+    export_dsjson(tmp_path / "log", tmp_path / "events.dsjson")
+    from_log = read_event_log(tmp_path / "log")
+    from_dsjson = read_log(str(tmp_path / "events.dsjson"))
+    assert from_dsjson.n_rows == from_log.n_rows
+    assert from_dsjson.skipped == {"not_activated": never_activated}
+    np.testing.assert_allclose(from_dsjson.reward, from_log.reward)
+    np.testing.assert_allclose(from_dsjson.propensity, from_log.propensity)
+    assert from_dsjson.source.startswith("DSJSON log")
