@@ -83,7 +83,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("log", metavar="LOG", help="event-log directory, Parquet/CSV table, DSJSON file, or obd:POLICY/CAMPAIGN")
+    parser.add_argument(
+        "log", metavar="LOG", help="event-log directory, Parquet/CSV table, DSJSON file, or obd:POLICY/CAMPAIGN"
+    )
     parser.add_argument(
         "--target",
         action="append",
@@ -98,13 +100,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help=f"estimators to run, from {', '.join(ESTIMATORS)}; e.g. ips:clip=50 switch-dr:tau=20",
     )
     parser.add_argument("--out", required=True, type=Path, help="output directory for results, report and plots")
-    parser.add_argument("--interval", choices=("bootstrap", "normal"), default="bootstrap", help="interval of the estimates: percentile bootstrap or normal approximation")
+    parser.add_argument(
+        "--interval",
+        choices=("bootstrap", "normal"),
+        default="bootstrap",
+        help="interval of the estimates: percentile bootstrap or normal approximation",
+    )
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of intervals and bounds")
     parser.add_argument("--bootstrap-samples", type=int, default=1000, help="number of bootstrap resamples")
     parser.add_argument(
-        "--bootstrap-method", choices=("poisson", "multinomial"), default="poisson", help="how resample counts are drawn (poisson: fast, per-row counts; multinomial: classic)"
+        "--bootstrap-method",
+        choices=("poisson", "multinomial"),
+        default="poisson",
+        help="how resample counts are drawn (poisson: fast, per-row counts; multinomial: classic)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap, the reward model's folds and the OBD policy simulation")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the bootstrap, the reward model's folds and the OBD policy simulation"
+    )
     parser.add_argument("--folds", type=int, default=5, help="cross-fitting folds of the reward model")
     parser.add_argument("--segment", action="append", default=[], metavar="COLUMN",
                         help="context feature (namespace.feature) or 'position' to break results down by (repeatable)")

@@ -168,6 +168,23 @@ def _seconds(values: Any, column: str, labels: np.ndarray) -> np.ndarray:
     return seconds.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def _log_directory(path: Path, policy: str | None) -> Path:
+    """Resolve a server data directory or a policy's data directory to its segment directory."""
+    if not path.is_dir() or list_segments(path):
+        return path
+    if list_segments(path / "events"):
+        return path / "events"  # a policy's data directory keeps its log in events/
+    policies = sorted(p.name for p in path.iterdir() if list_segments(p / "events"))
+    if policy is not None and policy in policies:
+        return path / policy / "events"
+    if policies:
+        raise ValueError(
+            f"{path} is a server data directory with the policies {policies}: choose one with --policy"
+            f" (got {policy!r}) or pass the policy's directory"
+        )
+    return path
+
+
 def read_event_log(path: str | os.PathLike[str], policy: str | None = None) -> LoggedData:
     """Read the joined events of a microbandit event log.
 
@@ -175,8 +192,9 @@ def read_event_log(path: str | os.PathLike[str], policy: str | None = None) -> L
     ----------
     path : str or os.PathLike
         A log directory (its complete segments are read), a policy's data
-        directory (its ``events`` subdirectory is read), or one Parquet file
-        with the event schema.
+        directory (its ``events`` subdirectory is read), a server data
+        directory holding one directory per policy (with ``policy``), or one
+        Parquet file with the event schema.
     policy : str, optional
         Keep only this policy's rows, for a directory holding several.
 
@@ -192,9 +210,7 @@ def read_event_log(path: str | os.PathLike[str], policy: str | None = None) -> L
         If the log has no joined rows, or a row is invalid (named by row
         number and event id).
     """
-    path = Path(path)
-    if path.is_dir() and not list_segments(path) and list_segments(path / "events"):
-        path = path / "events"  # a policy's data directory keeps its log in events/
+    path = _log_directory(Path(path), policy)
     if path.is_dir():
         table = read_events(path, kinds=["joined"])
     elif path.is_file():

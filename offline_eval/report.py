@@ -264,7 +264,10 @@ def _sections(result: EvaluationResult, plots: dict[str, Path | None]) -> list[t
     sections.append(("Paired differences to the reference", result.comparisons))
     sections.append(("High-confidence bounds (empirical Bernstein, clipped weights)", result.bounds))
     if not result.segments.empty:
-        columns = ["segment", "value", "rows", "policy", "estimator", "estimate", "lower", "upper", "lift", "lift_lower", "lift_upper"]
+        columns = [
+            "segment", "value", "rows", "policy", "estimator",
+            "estimate", "lower", "upper", "lift", "lift_lower", "lift_upper",
+        ]
         sections.append(("Segments", result.segments[columns]))
         if plots.get("segments"):
             sections.append(("Per-segment lift plot", plots["segments"]))  # type: ignore[arg-type]

@@ -198,3 +198,12 @@ def test_read_dsjson_matches_event_log(tmp_path):
     np.testing.assert_allclose(from_dsjson.reward, from_log.reward)
     np.testing.assert_allclose(from_dsjson.propensity, from_log.propensity)
     assert from_dsjson.source.startswith("DSJSON log")
+
+
+def test_read_server_directory_needs_policy(tmp_path):
+    _write_event_log(tmp_path / "server" / "offline")
+    _write_event_log(tmp_path / "server" / "other")
+    with pytest.raises(ValueError, match=r"policies \['offline', 'other'\]: choose one with --policy"):
+        read_event_log(tmp_path / "server")
+    chosen = read_event_log(tmp_path / "server", policy="offline")
+    assert chosen.n_rows == read_event_log(tmp_path / "server" / "offline").n_rows
