@@ -1,7 +1,7 @@
 """The Ray Serve application: a Decider deployment and one learner actor per policy.
 
 The ``Decider`` deployment is the gRPC ingress: Ray Serve routes every
-``microbandit.v1.DecisionService`` call to one of its replicas, which answers
+``microbandit.v1.DecisionService`` call to one of its replicas, which decides
 Choose and ChooseBatch from its own model snapshots and forwards Reward,
 Activate and GetPolicy to the policy's learner. The decision path stays in
 one deployment because each extra deployment hop costs a handle call.
@@ -76,9 +76,10 @@ def learner_actor_name(policy: str) -> str:
 def load_user_id_key(config: MicrobanditConfig) -> bytes:
     """Return the user-id pseudonymization key.
 
-    The key is the environment variable named by ``server.user_id_key_env``
-    when set; otherwise a random key created once in the data directory
-    (``user_id.key``, mode 0600), so pseudonyms stay stable across restarts.
+    The key is the value of the environment variable named by
+    ``server.user_id_key_env`` when it is set. Otherwise it is a random key
+    created once in the data directory (``user_id.key``, mode 0600), so
+    pseudonyms stay stable across restarts.
     """
     from_env = os.environ.get(config.server.user_id_key_env)
     if from_env:

@@ -110,7 +110,7 @@ def _error_for(error: grpc.RpcError, method: str) -> ClientError:
 
 @dataclass(frozen=True)
 class Decision:
-    """The answer to one Choose request."""
+    """The response to one Choose request."""
 
     event_id: str
     action_id: str

@@ -61,6 +61,7 @@ __all__ = [
     "DEFAULT_CONFIG_RESOURCE",
     "DEFAULT_GRPC_PORT",
     "DEFAULT_DATA_DIR",
+    "DEFAULT_INGRESS",
     "DEFAULT_DECIDER_REPLICAS",
     "DEFAULT_MAX_MESSAGE_BYTES",
     "DEFAULT_MODEL_UPDATE_INTERVAL",
@@ -85,6 +86,8 @@ DEFAULT_GRPC_PORT = 9000
 """TCP port of the gRPC ingress on 127.0.0.1."""
 DEFAULT_DATA_DIR = "./microbandit-data"
 """Directory of event logs and checkpoints, one subdirectory per policy."""
+DEFAULT_INGRESS = "throughput_optimized"
+"""Ingress mode. It was the fastest mode in ``benchmarks/bench_server.py`` (docs/benchmarks.md)."""
 DEFAULT_DECIDER_REPLICAS = 1
 """Decider replicas. One fits a 2-CPU machine; add one per 1-2 spare cores."""
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -94,7 +97,7 @@ DEFAULT_MODEL_UPDATE_INTERVAL = 2.0
 DEFAULT_CHECKPOINT_INTERVAL = 30.0
 """Seconds between checkpoints of each learner (one more is written at shutdown)."""
 DEFAULT_DECISION_BUFFER_SIZE = 10_000
-"""Decision records a decider holds for the learners before it rejects decisions."""
+"""Maximum number of decision records a decider buffers for the learners before it rejects decisions."""
 DEFAULT_DECISION_FLUSH_INTERVAL = 0.05
 """Seconds between pushes of buffered decision records from a decider to the learners."""
 DEFAULT_EVENT_ID_MEMORY = 100_000
@@ -138,7 +141,9 @@ class ServerConfig(BaseModel):
         description="Directory of event logs and checkpoints; relative paths are resolved against the config file.",
     )
     decider_replicas: int = Field(DEFAULT_DECIDER_REPLICAS, ge=1, le=64, description="Number of decider replicas.")
-    ingress: IngressMode = Field(IngressMode.DIRECT, description="How gRPC requests reach the deciders.")
+    ingress: IngressMode = Field(
+        DEFAULT_INGRESS, description="How gRPC requests reach the deciders: proxy, direct or throughput_optimized."
+    )
     direct_ingress_port_range: tuple[int, int] | None = Field(
         None,
         description=(
@@ -152,7 +157,7 @@ class ServerConfig(BaseModel):
         le=2**31 - 1,
         description="Largest accepted request message in bytes; larger ones get RESOURCE_EXHAUSTED.",
     )
-    max_batch_size: int = Field(DEFAULT_MAX_BATCH_SIZE, ge=1, le=100_000, description="Most requests in one ChooseBatch.")
+    max_batch_size: int = Field(DEFAULT_MAX_BATCH_SIZE, ge=1, le=100_000, description="Maximum number of requests in one ChooseBatch.")
     request_timeout_seconds: float = Field(
         DEFAULT_REQUEST_TIMEOUT, gt=0, description="Seconds before the ingress cancels a request."
     )
@@ -302,7 +307,7 @@ class PolicyConfig(BaseModel):
     bit_precision: int = Field(DEFAULT_BIT_PRECISION, ge=1, le=30, description="VW weight-table size in bits.")
     seed: int = Field(0, ge=0, description="Seed of VW and of the per-decision sampling.")
     reward_range: tuple[float, float] = Field((0.0, 1.0), description="[min, max] of accepted reward values.")
-    max_actions: int = Field(DEFAULT_MAX_ACTIONS, ge=1, le=10_000, description="Most candidate actions per decision.")
+    max_actions: int = Field(DEFAULT_MAX_ACTIONS, ge=1, le=10_000, description="Maximum number of candidate actions per decision.")
     learning_mode: LearningMode = Field(LearningMode.ONLINE, description="online, apprentice or logging_only.")
     baseline: BaselineConfig | None = Field(None, description="Baseline rules; absent means the first eligible action.")
     join: JoinConfig = Field(default_factory=JoinConfig, description="Reward wait time, default reward, aggregation.")
@@ -310,7 +315,7 @@ class PolicyConfig(BaseModel):
         DEFAULT_MODEL_UPDATE_INTERVAL, gt=0, le=3600, description="Seconds between model publications to the deciders."
     )
     require_consent: bool = Field(
-        False, description="Treat requests with consent unspecified as denied (answered, not logged or learned)."
+        False, description="Treat requests with consent unspecified as denied (decided, but neither logged nor learned)."
     )
 
     @field_validator("name")

@@ -1,8 +1,8 @@
 """The decision path of a decider replica, without Ray or gRPC transport.
 
-:class:`DeciderCore` holds a predict-only :class:`~bandit.policy.Policy`
+:class:`DeciderCore` keeps a predict-only :class:`~bandit.policy.Policy`
 snapshot per policy, validates Choose requests, decides, remembers recent
-decisions so a repeated event id gets the original answer, and buffers the
+decisions so a repeated event id gets the original response, and buffers the
 decision records for the learners. The Ray Serve deployment in
 :mod:`serving.app` wraps it; unit tests drive it directly with a fake clock.
 """
@@ -47,7 +47,7 @@ def pseudonymize(user_id: str, key: bytes) -> str:
 
 @dataclass
 class PolicySlot:
-    """Everything a decider holds for one policy."""
+    """Model snapshot, settings, replay memory and decision buffer of one policy in a decider."""
 
     config: PolicyConfig
     settings: PolicySettings
@@ -180,7 +180,7 @@ class DeciderCore:
         return response
 
     def choose(self, request: pb.ChooseRequest) -> pb.ChooseResponse:
-        """Validate and answer one Choose request.
+        """Validate one Choose request and decide.
 
         Raises
         ------
@@ -198,7 +198,7 @@ class DeciderCore:
         return self._decide(slot, validated, self._clock())
 
     def choose_batch(self, request: pb.ChooseBatchRequest) -> pb.ChooseBatchResponse:
-        """Validate every request of a batch, then answer them in order.
+        """Validate every request of a batch, then decide them in order.
 
         Nothing is decided unless every request is valid.
         """

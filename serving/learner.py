@@ -1,11 +1,11 @@
 """The learner side of one policy, without Ray: ingest, timers and model publication.
 
 :class:`LearnerService` wraps :class:`bandit.learner.Learner`, the single
-writer of a policy's model and event log, and adds what the server needs:
-decision records arriving in batches from several deciders (duplicates of an
-event id keep the first), a periodic :meth:`LearnerService.tick` that closes
-reward windows, flushes the log, publishes model versions and checkpoints,
-and the checkpoint bytes of the newest published model for the deciders.
+writer of a policy's model and event log, and adds what the server needs.
+Decision records arrive in batches from several deciders, and a repeated
+event id keeps the first. A periodic :meth:`LearnerService.tick` closes
+reward windows, flushes the log, publishes model versions and checkpoints.
+The checkpoint bytes of the newest published model wait for the deciders.
 The Ray actor in :mod:`serving.app` is a thin wrapper; unit tests drive this
 class with a fake clock.
 """
@@ -29,7 +29,7 @@ __all__ = ["LearnerService", "PublishedModel", "UNKNOWN_EVENT", "policy_data_dir
 logger = logging.getLogger(__name__)
 
 LOG_FLUSH_INTERVAL = 5.0
-"""Longest time, in seconds, a logged record stays buffered before it is written to a segment."""
+"""Maximum time, in seconds, a logged record stays buffered before it is written to a segment."""
 
 UNKNOWN_EVENT = "unknown_event"
 """Activation status returned for an event id the learner has never seen."""
@@ -85,7 +85,7 @@ class LearnerService:
         """Record decisions from a decider; return how many were new.
 
         A decision whose event id was already recorded (a repeated event id
-        answered by another replica) is dropped and counted, so the log
+        decided again by another replica) is dropped and counted, so the log
         keeps the first. A decision rejected because ``join.max_pending`` is
         reached is dropped and logged.
         """

@@ -37,11 +37,11 @@ __all__ = [
 ]
 
 MAX_NAMESPACES = 64
-"""Most namespaces in one context or one action."""
+"""Maximum number of namespaces in one context or one action."""
 MAX_FEATURES_PER_NAMESPACE = 1024
-"""Most features in one namespace."""
+"""Maximum number of features in one namespace."""
 MAX_USER_ID_LENGTH = 256
-"""Longest user id, in characters."""
+"""Maximum length of a user id, in characters."""
 
 _LEARNING_MODES = {
     LearningMode.ONLINE: pb.LEARNING_MODE_ONLINE,
@@ -114,7 +114,7 @@ class ActionCache:
     Parameters
     ----------
     size : int
-        Most actions kept; the least recently used is evicted first.
+        Maximum number of actions kept; the least recently used is evicted first.
     """
 
     def __init__(self, size: int = 4096) -> None:

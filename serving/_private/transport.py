@@ -1,7 +1,7 @@
 """Compact form of decision records for the decider-to-learner hop.
 
 Ray pickles the arguments of actor calls. A :class:`~bandit.events.DecisionRecord`
-holds read-only mappings, which do not pickle, and converting records to an
+contains read-only mappings, which do not pickle, and converting records to an
 event-log table costs about 100 us per record (JSON of every action), more
 than the decision itself. So a record travels as a tuple of plain values,
 and each action as its canonical JSON key (:attr:`bandit.features.Action.key`):
@@ -56,7 +56,7 @@ class ActionDecoder:
     Parameters
     ----------
     size : int
-        Most actions kept; the least recently used is evicted first.
+        Maximum number of actions kept; the least recently used is evicted first.
     """
 
     def __init__(self, size: int = 4096) -> None:

@@ -61,7 +61,6 @@ def server_config(data_dir: Path, grpc_port: int) -> dict[str, object]:
             "direct_ingress_port_range": [grpc_port + 2, grpc_port + 12],
             "data_dir": str(data_dir),
             "decider_replicas": 1,
-            "ingress": "direct",
             "max_message_bytes": MAX_MESSAGE_BYTES,
             "checkpoint_interval_seconds": 20,
         },

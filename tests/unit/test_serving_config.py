@@ -31,7 +31,7 @@ def test_embedded_example_builds_policy_settings() -> None:
     assert isinstance(settings.exploration, SquareCB)
     assert settings.baseline is not None
     assert len(settings.baseline.known_actions) == 12
-    assert config.server.ingress is IngressMode.DIRECT
+    assert config.server.ingress is IngressMode.THROUGHPUT_OPTIMIZED
 
 
 def test_example_baseline_rules_choose_marketer_actions() -> None:
