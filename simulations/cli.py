@@ -6,24 +6,35 @@ Example::
         --rounds 20000 --seeds 5 --out out/micro
 
 writes ``rounds.parquet`` (one row per policy, seed and round),
-``per_seed.csv``, ``summary.csv``, ``summary.json`` and four PNG plots into
-``--out``, and with ``--log-events`` each policy's event log under
-``--out/logs/POLICY/seed-SEED/events``, which ``microbandit evaluate`` reads.
+``per_seed.csv``, ``summary.csv``, ``summary.json``, ``baseline_rules.yaml``
+and four PNG plots into ``--out``, and with ``--log-events`` each policy's
+event log under ``--out/logs/POLICY/seed-SEED/events``, which
+``microbandit evaluate`` reads.
+
+With ``--server HOST:PORT`` the served policies named in ``--policies``
+are played through a running ``microbandit serve`` over gRPC (see
+:mod:`simulations.grpc_runner`), and ``--compare-in-process`` adds each
+one's in-process replica and writes ``runner_comparison.csv`` and
+``runner_comparison.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
 import math
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from simulations.catalog import SCENARIOS, ScenarioOptions, build_scenario
-from simulations.policies import PRESETS, resolve_policies
+from simulations.policies import PRESETS, REFERENCE_KINDS, resolve_policies
 from simulations.results import SimulationResult
 from simulations.runner import RunSettings, run_simulation
 
@@ -33,6 +44,28 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_POLICIES = "uniform,baseline,epsilon-greedy,squarecb,bag,cover,softmax,oracle"
 REPLAY_SCENARIO = "obd-replay"
+NOISY_LOGGERS = ("bandit", "offline_eval")
+"""Loggers raised to WARNING while a progress bar is shown: their INFO lines
+(a checkpoint written at the end of each policy's run, for example) would
+break the bar's line."""
+
+
+@contextlib.contextmanager
+def quiet_loggers(enabled: bool, names: Sequence[str] = NOISY_LOGGERS) -> Iterator[None]:
+    """Raise the named loggers to WARNING for the duration, when ``enabled``."""
+    if not enabled:
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [item.level for item in loggers]
+    for item in loggers:
+        if item.getEffectiveLevel() < logging.WARNING:
+            item.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for item, level in zip(loggers, levels):
+            item.setLevel(level)
 
 
 def _positive_int(text: str) -> int:
@@ -86,8 +119,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--policies",
-        default=DEFAULT_POLICIES,
-        help=f"comma-separated policy names (default: {DEFAULT_POLICIES})",
+        default=None,
+        help=(
+            f"comma-separated policy names (default: {DEFAULT_POLICIES}); with --server, names of served "
+            "policies plus any of uniform, baseline, oracle (default: every served policy, uniform, baseline, oracle)"
+        ),
     )
     parser.add_argument("--rounds", type=_positive_int, default=20_000, help="visitors per seed (default: 20000)")
     parser.add_argument("--seeds", type=_positive_int, default=5, help="number of seeds (default: 5)")
@@ -96,7 +132,39 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--server",
         metavar="HOST:PORT",
-        help="drive a running `microbandit serve` over gRPC instead of the in-process loop",
+        help=(
+            "play the served policies through a running `microbandit serve` over gRPC; their reward join comes "
+            "from the server's configuration"
+        ),
+    )
+    parser.add_argument(
+        "--compare-in-process",
+        action="store_true",
+        help="with --server, also play each served policy's configuration in-process and report the difference",
+    )
+    parser.add_argument(
+        "--sync-every",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help=(
+            "with --server, wait every ROUNDS rounds until the served model has learned every closed event "
+            "(default: 0, only at the end of each seed)"
+        ),
+    )
+    parser.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=None,
+        help="with --server, visitors per wall-clock second (default: as fast as the server answers)",
+    )
+    parser.add_argument(
+        "--timeout", type=_positive_float, default=10.0, help="with --server, seconds per gRPC call (default: 10)"
+    )
+    parser.add_argument(
+        "--run-id",
+        default="",
+        help="prefix of every event id, so that a server that saw the same seeds before accepts them as new",
     )
     parser.add_argument(
         "--interval", type=_positive_float, default=10.0, help="simulated seconds between visitors (default: 10)"
@@ -151,6 +219,10 @@ def format_summary(summary: pd.DataFrame, baseline: str | None) -> str:
         if has_lift:
             row.append(_cell(record["lift"], record["lift_low"], record["lift_high"], 1, percent=True))
         rows.append(row)
+    return _align(headers, rows)
+
+
+def _align(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(headers[i]), *(len(r[i]) for r in rows)) for i in range(len(headers))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
     lines.append("  ".join("-" * w for w in widths))
@@ -164,8 +236,10 @@ def run_command(args: argparse.Namespace) -> int:
 
     if args.scenario == REPLAY_SCENARIO:
         return _run_replay(args)
+    if args.server:
+        return _run_server(args)
     try:
-        policies = resolve_policies([name.strip() for name in args.policies.split(",") if name.strip()])
+        policies = resolve_policies(_names(args.policies or DEFAULT_POLICIES))
         scenario = build_scenario(
             args.scenario,
             ScenarioOptions(rounds=args.rounds, change_round=args.change_round, drift_width=args.drift_width),
@@ -177,15 +251,13 @@ def run_command(args: argparse.Namespace) -> int:
             reward_wait_time=args.reward_wait_time,
             default_reward=args.default_reward,
             aggregation=args.aggregation,
+            event_prefix=args.run_id,
         )
     except ValueError as error:
         print(f"microbandit simulate: {error}", file=sys.stderr)
         return 2
-
-    if args.server:
-        # NOTE: the gRPC runner is not implemented; --server is parsed so the
-        # interface is stable, and rejected here.
-        print("microbandit simulate: --server is not supported yet; run without it for the in-process runner",
+    if args.compare_in_process or args.sync_every or args.rate is not None:
+        print("microbandit simulate: --compare-in-process, --sync-every and --rate apply only with --server",
               file=sys.stderr)
         return 2
 
@@ -193,23 +265,177 @@ def run_command(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     log_root = out / "logs" if args.log_events else None
     total = args.rounds * args.seeds * len(policies)
-    with tqdm(total=total, unit="round", disable=args.no_progress, desc=args.scenario, file=sys.stderr) as bar:
+    show = not args.no_progress
+    with tqdm(total=total, unit="round", disable=not show, desc=args.scenario, file=sys.stderr) as bar, \
+            quiet_loggers(show):
         result = run_simulation(
             scenario, policies, settings, log_root=log_root, workers=args.workers, progress=bar.update
         )
+    _report(result, out, args, scenario, log_root)
+    return 0
 
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _report(result: SimulationResult, out: Path, args: argparse.Namespace, scenario: Any, log_root: Path | None) -> None:
+    """Save the result, draw the plots and print the summary and the paths written."""
     baseline = args.baseline if args.baseline in result.policies else None
     paths = result.save(out, baseline)
+    rules = scenario.baseline_rules()
+    rules_path = None
+    if rules is not None:
+        rules_path = out / "baseline_rules.yaml"
+        rules_path.write_text(yaml.safe_dump(rules.to_dict(), sort_keys=False))
     plots = [] if args.no_plots else _plot(result, out, baseline)
     print(format_summary(result.summary(baseline), baseline))
     print()
     print(f"per-round results: {paths['rounds']}")
     print(f"summary:           {paths['summary_csv']}, {paths['summary_json']}")
+    if rules_path is not None:
+        print(f"baseline rules:    {rules_path} (microbandit evaluate --target baseline:{rules_path})")
     if plots:
         print(f"plots:             {', '.join(str(p) for p in plots)}")
     if log_root is not None:
         print(f"event logs:        {log_root}/POLICY/seed-SEED/events")
+
+
+def _run_server(args: argparse.Namespace) -> int:
+    """Run ``microbandit simulate --server``: served policies over gRPC, reference policies in-process."""
+    from tqdm import tqdm
+
+    from serving.client import ClientError, DecisionClient
+    from simulations.grpc_runner import (
+        ServerRunSettings,
+        ServerSimulationError,
+        compare_runners,
+        comparison_to_dict,
+        run_server_simulation,
+    )
+
+    if args.workers != 1:
+        print("microbandit simulate: --workers does not apply with --server (served policies play in order)",
+              file=sys.stderr)
+        return 2
+    try:
+        server = ServerRunSettings(
+            args.server, timeout=args.timeout, sync_every=args.sync_every, rate=args.rate
+        )
+        scenario = build_scenario(
+            args.scenario,
+            ScenarioOptions(rounds=args.rounds, change_round=args.change_round, drift_width=args.drift_width),
+        )
+        settings = RunSettings(
+            rounds=args.rounds,
+            seeds=tuple(range(args.first_seed, args.first_seed + args.seeds)),
+            interval_s=args.interval,
+            reward_wait_time=args.reward_wait_time,
+            default_reward=args.default_reward,
+            aggregation=args.aggregation,
+            event_prefix=args.run_id,
+        )
+    except ValueError as error:
+        print(f"microbandit simulate: {error}", file=sys.stderr)
+        return 2
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    log_root = out / "logs" if args.log_events else None
+    show = not args.no_progress
+    try:
+        with DecisionClient(server.address, timeout=server.timeout) as client:
+            client.wait_ready(timeout=server.timeout)
+            if args.policies is None:
+                names = [p.name for p in client.list_policies()] + list(REFERENCE_KINDS)
+            else:
+                names = _names(args.policies)
+            reference_names = [n for n in names if n in REFERENCE_KINDS]
+            references = resolve_policies(reference_names) if reference_names else []
+            served = [n for n in names if n not in REFERENCE_KINDS]
+            presets = [n for n in served if n in PRESETS]
+            if presets:
+                raise ValueError(
+                    f"{presets} are VW presets of the in-process runner; with --server, name served policies "
+                    f"(this server serves {sorted(p.name for p in client.list_policies())})"
+                )
+            played = len(names) + (len(served) if args.compare_in_process else 0)
+            total = args.rounds * args.seeds * played
+            if args.seeds > 1 and served:
+                logger.info(
+                    "seeds play one after the other and share the served model: seed k starts with what seeds "
+                    "before it taught the server"
+                )
+            with tqdm(total=total, unit="round", disable=not show, desc=f"{args.scenario} via {server.address}",
+                      file=sys.stderr) as bar, quiet_loggers(show):
+                result = run_server_simulation(
+                    scenario,
+                    served,
+                    references,
+                    settings,
+                    server,
+                    compare_in_process=args.compare_in_process,
+                    log_root=log_root,
+                    progress=bar.update,
+                    client=client,
+                )
+    except (ValueError, TimeoutError) as error:
+        print(f"microbandit simulate: {error}", file=sys.stderr)
+        return 2
+    except (ClientError, ServerSimulationError) as error:
+        print(f"microbandit simulate: {error}", file=sys.stderr)
+        return 1
+
+    _report(result, out, args, scenario, log_root)
+    for entry in result.metadata["policies"]:
+        if entry.get("kind") == "served":
+            statuses = ", ".join(f"{k} {v}" for k, v in sorted(entry["reward_statuses"].items()))
+            print(
+                f"served policy {entry['name']}: model version {entry['model_version_before']} -> "
+                f"{entry['model_version_after_seed'][-1]}, default rewards sent at simulated window ends "
+                f"{entry['default_rewards_sent']}, reward statuses: {statuses}; its event log is in the server's "
+                f"data directory under policies/{entry['name']}/events"
+            )
+    if args.compare_in_process:
+        documents = []
+        frames = []
+        for name in served:
+            comparison = compare_runners(result, name)
+            documents.append(comparison_to_dict(comparison))
+            frames.append(comparison["per_seed"].assign(policy=name))
+            print()
+            print(format_comparison(comparison))
+        pd.concat(frames, ignore_index=True).to_csv(out / "runner_comparison.csv", index=False)
+        (out / "runner_comparison.json").write_text(json.dumps(documents, indent=2) + "\n")
+        print(f"runner comparison: {out / 'runner_comparison.csv'}, {out / 'runner_comparison.json'}")
     return 0
+
+
+def format_comparison(comparison: dict[str, Any]) -> str:
+    """Return a :func:`~simulations.grpc_runner.compare_runners` result as an aligned text table."""
+    headers = ["seed", "mean reward", "expected reward", "rounds per model version", "same action before 1st update"]
+    rows = []
+    for row in comparison["per_seed"].to_dict("records"):
+        same = row["same_action_before_first_update"]
+        rows.append(
+            [
+                str(row["seed"]),
+                f"{row['grpc_mean_reward']:.4f} / {row['in_process_mean_reward']:.4f}",
+                f"{row['grpc_mean_expected_reward']:.4f} / {row['in_process_mean_expected_reward']:.4f}",
+                f"{row['grpc_rounds_per_model_version']:.1f} / {row['in_process_rounds_per_model_version']:.1f}",
+                ("n/a" if math.isnan(same) else f"{same:.0%}") + f" of {row['rounds_before_first_update']} rounds",
+            ]
+        )
+    reward = comparison["mean_reward_difference"]
+    expected = comparison["expected_reward_difference"]
+    return "\n".join(
+        [
+            f"{comparison['policy']}: gRPC run / in-process replica",
+            _align(headers, rows),
+            f"difference gRPC - in-process: mean reward {_cell(reward.mean, reward.low, reward.high, 4)}, "
+            f"expected reward {_cell(expected.mean, expected.low, expected.high, 4)}",
+        ]
+    )
 
 
 def _plot(result: SimulationResult, out: Path, baseline: str | None) -> list[Path]:
@@ -224,8 +450,7 @@ def _run_replay(args: argparse.Namespace) -> int:
 
     from simulations.replay import replay_obd
 
-    names = [name.strip() for name in args.policies.split(",") if name.strip()]
-    names = [name for name in names if name != "oracle"]
+    names = [name for name in _names(args.policies or DEFAULT_POLICIES) if name != "oracle"]
     try:
         policies = resolve_policies(names)
     except ValueError as error:

@@ -19,6 +19,7 @@ import heapq
 import logging
 import multiprocessing
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -28,13 +29,16 @@ from pathlib import Path
 import numpy as np
 
 from bandit.settings import Aggregation, JoinSettings
-from simulations.policies import PolicySpec, SimulatedClock, build_agent
+from simulations.policies import Agent, PolicySpec, SimulatedClock, build_agent
 from simulations.results import SimulationResult, round_frame
 from simulations.scenario import Scenario, VisitorStream
 
-__all__ = ["RunSettings", "run_simulation", "run_policy", "event_id_for", "DEFAULT_START_TIME"]
+__all__ = ["RunSettings", "run_simulation", "run_policy", "play", "event_id_for", "DEFAULT_START_TIME"]
 
 logger = logging.getLogger(__name__)
+
+# Event ids allow at most 128 characters from [A-Za-z0-9_.:-]; 64 leave room for "-sSEED-rROUND".
+_EVENT_PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 DEFAULT_START_TIME = 1_767_225_600.0
 """Simulated time of the first visitor: 2026-01-01T00:00:00Z, in seconds since the epoch."""
@@ -60,6 +64,11 @@ class RunSettings:
         How several rewards of one event combine (``earliest``, ``sum``, ...).
     start_time : float
         Simulated time of the first visitor, seconds since the epoch.
+    event_prefix : str
+        Prefix of every event id (``PREFIX-s0-r12``); empty for none. A run
+        against a server that already saw the same seeds needs a new prefix,
+        because the server answers a repeated event id with the logged
+        decision.
     """
 
     rounds: int
@@ -69,6 +78,7 @@ class RunSettings:
     default_reward: float = 0.0
     aggregation: str = "earliest"
     start_time: float = DEFAULT_START_TIME
+    event_prefix: str = ""
 
     def __post_init__(self) -> None:
         if isinstance(self.rounds, bool) or not isinstance(self.rounds, int):
@@ -87,6 +97,12 @@ class RunSettings:
         if not self.interval_s > 0:
             raise ValueError(f"interval_s must be > 0 seconds, got {self.interval_s!r}")
         self.join_settings()  # validates the wait time, default reward and aggregation
+        if not isinstance(self.event_prefix, str):
+            raise TypeError(f"event_prefix must be a str, got {type(self.event_prefix).__name__}")
+        if self.event_prefix and not _EVENT_PREFIX.fullmatch(self.event_prefix):
+            raise ValueError(
+                f"event_prefix {self.event_prefix[:70]!r} is invalid: use 1 to 64 characters from [A-Za-z0-9_.:-]"
+            )
 
     def join_settings(self) -> JoinSettings:
         """Return the reward-join settings every VW policy of the run uses."""
@@ -101,9 +117,9 @@ class RunSettings:
         return self.start_time + round_index * self.interval_s
 
 
-def event_id_for(seed: int, round_index: int) -> str:
+def event_id_for(seed: int, round_index: int, prefix: str = "") -> str:
     """Return the event id of a round; the same for every policy of a seed."""
-    return f"s{seed}-r{round_index}"
+    return f"{prefix}-s{seed}-r{round_index}" if prefix else f"s{seed}-r{round_index}"
 
 
 def run_policy(
@@ -133,11 +149,28 @@ def run_policy(
         ``reported`` (whether a reward report was sent) and ``seconds`` (wall
         time of the run, one value).
     """
-    rounds = stream.rounds
     clock = SimulatedClock(settings.start_time)
     agent = build_agent(
         spec, scenario, stream, seed=stream.seed, clock=clock, join=settings.join_settings(), log_dir=log_dir
     )
+    return play(agent, clock, stream, settings, progress=progress)
+
+
+def play(
+    agent: Agent,
+    clock: SimulatedClock,
+    stream: VisitorStream,
+    settings: RunSettings,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Play one seed's stream to an agent on the simulated clock, then close the agent.
+
+    ``clock`` is the clock the agent reads; this function sets it to each
+    visitor's arrival time and to each reward report's arrival time. Returns
+    the arrays described in :func:`run_policy`.
+    """
+    rounds = stream.rounds
     action = np.empty(rounds, dtype=np.int32)
     probability = np.empty(rounds)
     version = np.empty(rounds, dtype=np.int64)
@@ -156,7 +189,7 @@ def run_policy(
             clock.now = now
             agent.advance(now)
 
-            event_id = event_id_for(stream.seed, t)
+            event_id = event_id_for(stream.seed, t, settings.event_prefix)
             choice = agent.choose(t, event_id)
             action[t] = choice.action_index
             probability[t] = choice.probability
