@@ -32,6 +32,7 @@ from ray import serve
 
 from bandit.events import DecisionRecord, RewardStatus
 from bandit.errors import UnknownEventError
+from bandit.join import ActivationStatus
 from protos.microbandit.v1 import decision_service_pb2 as pb
 from serving._private.convert import learning_mode_to_proto, reward_status_to_proto
 from serving._private.transport import ActionDecoder, PackedDecision, pack_decisions
@@ -333,7 +334,7 @@ class Decider:
             status = await self.learners[policy].activate.remote(event_id, time.time())
             if status == UNKNOWN_EVENT:
                 raise UnknownEventError(f"event_id {event_id!r} is not a known decision of policy {policy!r}")
-            return pb.ActivateResponse(activated=status in ("activated", "already_joined"))
+            return pb.ActivateResponse(activated=status == ActivationStatus.ACTIVATED)
         except Exception as error:
             return self._fail(grpc_context, error, pb.ActivateResponse())
 

@@ -16,9 +16,12 @@ import numpy as np
 import pytest
 
 from bandit.eventlog import read_events
+from bandit.learner import CHECKPOINT_NAME
+from bandit.policy import Policy
 from protos.microbandit.v1 import decision_service_pb2 as pb
 from protos.microbandit.v1 import decision_service_pb2_grpc as pb_grpc
 from serving.client import ChooseArgs, ClientError, Decision, DecisionClient
+from serving.config import load_config
 from serving.learner import policy_data_dir
 
 from .conftest import (
@@ -345,6 +348,15 @@ def test_restart_continues_model_and_keeps_log(server: ServerProcess, client: De
     assert LEDGER.decisions <= logged_decisions, f"missing {len(LEDGER.decisions - logged_decisions)} decisions"
     assert not LEDGER.not_logged & logged_decisions
     assert kinds.count("reward") == LEDGER.rewards
+    events_dir = policy_data_dir(server.data_dir, SYNTHETIC_POLICY) / "events"
+    leftovers = [path.name for path in events_dir.iterdir() if path.name.endswith(".tmp")]
+    assert leftovers == [], "a half-written segment was left behind"
+    settings = load_config(server.config_path).policy(SYNTHETIC_POLICY).build()
+    checkpoint = policy_data_dir(server.data_dir, SYNTHETIC_POLICY) / CHECKPOINT_NAME
+    restored = Policy.load(checkpoint, settings)
+    assert restored.has_finite_weights()
+    assert restored.examples_learned == before.examples_learned
+    restored.close()
 
     server.start()
     with DecisionClient(server.address, timeout=10.0) as restarted:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 
 from bandit.eventlog import read_events
@@ -158,3 +159,25 @@ def test_info_reports_settings_and_counts(tmp_path: Path) -> None:
     assert "--cb_explore_adf" in info["vw_args"]
     assert info["last_model_update"] == 0.0
     assert info["model_update_interval"] == 2.0
+
+
+def test_apprentice_mode_reports_match_rate(tmp_path: Path) -> None:
+    clock = FakeClock()
+    config = parse_config(
+        {
+            "server": {"data_dir": str(tmp_path)},
+            "policies": [{"name": "p1", "learning_mode": "apprentice", "join": {"aggregation": "earliest"}}],
+        }
+    )
+    service = LearnerService(config.policies[0], config.server, clock)
+    assert math.isnan(service.info()["apprentice_match_rate"])
+
+    records = _decisions(config, clock, 4)
+    assert all(r.chosen_action == "a" and r.probability == 1.0 for r in records)
+    service.submit_decisions(records)
+    for record in records:
+        service.reward(record.event_id, 1.0, None, clock.now)
+    rate = service.info()["apprentice_match_rate"]
+    assert 0.0 <= rate <= 1.0
+    assert service.info()["learning_mode"] == "apprentice"
+    assert service.learner.policy.has_finite_weights()
