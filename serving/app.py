@@ -60,7 +60,7 @@ SERVICER_FUNCTION = "protos.microbandit.v1.decision_service_pb2_grpc.add_Decisio
 LEARNER_NAMESPACE = "microbandit"
 """Ray namespace of the learner actors."""
 _TICK_INTERVAL = 0.1
-# Seconds between learner timer ticks; bounds how late a reward window closes.
+# Seconds between learner timer ticks. A reward window closes at most this late.
 _MAX_IN_FLIGHT_PUSHES = 8
 # Decision pushes a decider keeps unacknowledged before it waits for one.
 _UNKNOWN_ACTIVATION_WAIT_PUSHES = 3
@@ -122,7 +122,7 @@ class LearnerActor:
         while not self._closed:
             try:
                 self.service.tick()
-            except Exception:  # a failed tick is retried; the error is logged with its traceback
+            except Exception:  # the next tick retries, and the traceback is logged
                 logger.exception("learner tick of policy %r failed", self.service.settings.name)
             await asyncio.sleep(_TICK_INTERVAL)
 
@@ -182,7 +182,7 @@ class LearnerActor:
 def get_or_create_learner(config: MicrobanditConfig, policy: str) -> ray.actor.ActorHandle:
     """Return the learner actor of a policy, creating it when it does not exist.
 
-    The actor is detached, so it outlives the deployment that created it;
+    The actor is detached, so it outlives the deployment that created it.
     ``microbandit serve`` closes and kills it at shutdown.
     """
     return LearnerActor.options(  # type: ignore[attr-defined]

@@ -89,7 +89,7 @@ DEFAULT_DATA_DIR = "./microbandit-data"
 DEFAULT_INGRESS = "throughput_optimized"
 """Ingress mode. It was the fastest mode in ``benchmarks/bench_server.py`` (docs/benchmarks.md)."""
 DEFAULT_DECIDER_REPLICAS = 1
-"""Decider replicas. One fits a 2-CPU machine; add one per 1-2 spare cores."""
+"""Number of decider replicas. Under full load each one uses about one core."""
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 """Largest accepted request message (4 MiB, gRPC's own default)."""
 DEFAULT_MODEL_UPDATE_INTERVAL = 2.0
