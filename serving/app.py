@@ -63,9 +63,9 @@ _TICK_INTERVAL = 0.1
 # Seconds between learner timer ticks. A reward window closes at most this late.
 _MAX_IN_FLIGHT_PUSHES = 8
 # Decision pushes a decider keeps unacknowledged before it waits for one.
-_UNKNOWN_ACTIVATION_WAIT_PUSHES = 3
-# An Activate for an unknown event waits this many decision-flush intervals,
-# so that a decision still buffered in another replica can arrive first.
+_UNKNOWN_EVENT_WAIT_FLUSHES = 3
+# A Reward or Activate for an unknown event waits this many decision-flush
+# intervals, so that a decision still buffered in another replica arrives first.
 _KEY_BYTES = 32
 
 
@@ -137,17 +137,22 @@ class LearnerActor:
         return self.service.submit_decisions(self._decoder.unpack(rows))
 
     async def reward(self, event_id: str, value: float, reward_id: str | None, timestamp: float) -> str:
-        """Record a reward; return its :class:`~bandit.events.RewardStatus` value."""
+        """Record a reward, waiting briefly for a decision still in flight; return its status value."""
         self._ensure_timer()
+        await self._wait_for_decision(event_id)
         return self.service.reward(event_id, value, reward_id, timestamp).value
+
+    async def _wait_for_decision(self, event_id: str) -> None:
+        # Another replica may still buffer the decision, for at most one flush interval.
+        for _ in range(_UNKNOWN_EVENT_WAIT_FLUSHES):
+            if self.service.knows(event_id):
+                return
+            await asyncio.sleep(self._flush_interval)
 
     async def activate(self, event_id: str, timestamp: float) -> str:
         """Activate a deferred decision, waiting briefly for a decision still in flight."""
         self._ensure_timer()
-        for _ in range(_UNKNOWN_ACTIVATION_WAIT_PUSHES):
-            if self.service.knows(event_id):
-                break
-            await asyncio.sleep(self._flush_interval)
+        await self._wait_for_decision(event_id)
         return self.service.activate(event_id, timestamp)
 
     async def latest_model(self, known_version: int) -> tuple[int, bytes, int] | None:

@@ -53,14 +53,14 @@ def free_port_block(count: int) -> int:
     raise RuntimeError(f"found no block of {count} free loopback ports")
 
 
-def server_config(data_dir: Path, grpc_port: int) -> dict[str, object]:
+def server_config(data_dir: Path, grpc_port: int, decider_replicas: int = 1) -> dict[str, object]:
     """Return the integration-test configuration."""
     return {
         "server": {
             "grpc_port": grpc_port,
             "direct_ingress_port_range": [grpc_port + 2, grpc_port + 12],
             "data_dir": str(data_dir),
-            "decider_replicas": 1,
+            "decider_replicas": decider_replicas,
             "max_message_bytes": MAX_MESSAGE_BYTES,
             "checkpoint_interval_seconds": 20,
         },
@@ -118,14 +118,14 @@ def listening_addresses(pids: set[int]) -> dict[int, set[str]]:
 class ServerProcess:
     """One ``microbandit serve`` subprocess in its own session."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, decider_replicas: int = 1) -> None:
         self.workdir = workdir
         self.data_dir = workdir / "data"
         base = free_port_block(14)
         self.grpc_port = base + 1
         self.http_port = base
         self.config_path = workdir / "server.yaml"
-        self.config_path.write_text(yaml.safe_dump(server_config(self.data_dir, self.grpc_port)))
+        self.config_path.write_text(yaml.safe_dump(server_config(self.data_dir, self.grpc_port, decider_replicas)))
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "server-0.log"
         self.starts = 0
