@@ -83,6 +83,7 @@ __all__ = [
     "fetch_served_policies",
     "run_server_simulation",
     "compare_runners",
+    "comparison_to_dict",
     "IN_PROCESS_SUFFIX",
 ]
 
@@ -92,6 +93,8 @@ IN_PROCESS_SUFFIX = ".in-process"
 """Suffix of the label of a served policy's in-process replica in results."""
 
 _POLL_SECONDS = 0.05
+_LEARNER_TICK_SECONDS = 0.2
+"""Upper bound of the learner's timer period (0.1 s in serving.app) plus scheduling slack."""
 # The decider fetches a published model on a timer of one model update
 # interval; this margin covers the fetch and the model load.
 _DECIDER_MARGIN_SECONDS = 0.3
@@ -220,6 +223,7 @@ class _ServedProgress:
     waits: int = 0
     wait_seconds: float = 0.0
     wait_timeouts: int = 0
+    synced_examples: int = 0
 
 
 class _ServerAgent(Agent):
@@ -299,12 +303,20 @@ class _ServerAgent(Agent):
         self.sync()
 
     def sync(self) -> None:
-        """Wait until the server learned every closed event and the deciders can have the new model."""
-        if not self.served.learns:
+        """Wait until the server learned every closed event and the deciders can have the new model.
+
+        The learner publishes a model at most ``model_update_interval``
+        seconds (plus one timer tick) after it learned something, and each
+        decider fetches it on a timer of the same period, so once every
+        closed event is learned the runner waits for the next publication
+        (or that bound) and then one more interval.
+        """
+        expected = self.served.examples_learned + self.sent.closed_events
+        if not self.served.learns or expected == self.sent.synced_examples:
             return
         started = time.monotonic()
         self.sent.waits += 1
-        expected = self.served.examples_learned + self.sent.closed_events
+        interval = self.served.config.model_update_interval_seconds
         deadline = started + self.server.sync_timeout
         info = self.client.get_policy(self.served.name)
         while info.examples_learned < expected:
@@ -320,12 +332,13 @@ class _ServerAgent(Agent):
                 return
             time.sleep(_POLL_SECONDS)
             info = self.client.get_policy(self.served.name)
-        learned_at = time.time()
-        # The learner publishes on its own timer; the model must be published after the last example.
-        while info.last_model_update < learned_at and time.monotonic() < deadline:
+        learned_by = time.time()
+        published_by = learned_by + interval + _LEARNER_TICK_SECONDS
+        while info.last_model_update < learned_by and time.time() < published_by:
             time.sleep(_POLL_SECONDS)
             info = self.client.get_policy(self.served.name)
-        time.sleep(self.served.config.model_update_interval_seconds + _DECIDER_MARGIN_SECONDS)
+        time.sleep(interval + _DECIDER_MARGIN_SECONDS)
+        self.sent.synced_examples = expected
         self.sent.wait_seconds += time.monotonic() - started
 
 
@@ -398,7 +411,8 @@ def run_server_simulation(
     progress : callable, optional
         Called with numbers of rounds completed.
     client : DecisionClient, optional
-        A connected client; one is opened on ``server.address`` otherwise.
+        A connected client (the caller waits until it is ready); one is
+        opened on ``server.address`` otherwise.
 
     Returns
     -------
@@ -433,7 +447,8 @@ def run_server_simulation(
     if client is None:
         client = DecisionClient(server.address, timeout=server.timeout)
     try:
-        client.wait_ready(timeout=server.timeout)
+        if own_client:
+            client.wait_ready(timeout=server.timeout)
         served = fetch_served_policies(client, served_names)
         for policy in served:
             if not policy.closes_on_first_reward:
@@ -470,7 +485,7 @@ def _play_all(
     client: DecisionClient,
 ) -> SimulationResult:
     wait_time = max([settings.reward_wait_time, *(p.config.join.reward_wait_time_seconds for p in served)])
-    sent = {p.name: _ServedProgress() for p in served}
+    sent = {p.name: _ServedProgress(synced_examples=p.examples_learned) for p in served}
     replicas: dict[str, tuple[DecisionLoop, SimulatedClock]] = {}
     if compare_in_process:
         for policy in served:
