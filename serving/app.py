@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -30,13 +28,14 @@ from typing import Any
 import ray
 from ray import serve
 
-from bandit.events import DecisionRecord, RewardStatus
 from bandit.errors import UnknownEventError
+from bandit.events import DecisionRecord, RewardStatus
 from bandit.join import ActivationStatus
 from protos.microbandit.v1 import decision_service_pb2 as pb
 from serving._private.convert import learning_mode_to_proto, reward_status_to_proto
+from serving._private.keys import load_auth_token, load_user_id_key
 from serving._private.transport import ActionDecoder, PackedDecision, pack_decisions
-from serving.config import DEFAULT_APPLICATION_NAME, MicrobanditConfig, load_config
+from serving.config import MicrobanditConfig, load_config
 from serving.decider import DeciderCore
 from serving.errors import LearnerUnavailableError, status_for
 from serving.learner import UNKNOWN_EVENT, LearnerService
@@ -48,7 +47,6 @@ __all__ = [
     "build_application",
     "get_or_create_learner",
     "learner_actor_name",
-    "load_user_id_key",
     "SERVICER_FUNCTION",
     "LEARNER_NAMESPACE",
 ]
@@ -66,36 +64,11 @@ _MAX_IN_FLIGHT_PUSHES = 8
 _UNKNOWN_EVENT_WAIT_FLUSHES = 3
 # A Reward or Activate for an unknown event waits this many decision-flush
 # intervals, so that a decision still buffered in another replica arrives first.
-_KEY_BYTES = 32
 
 
 def learner_actor_name(policy: str) -> str:
     """Return the Ray actor name of a policy's learner."""
     return f"learner-{policy}"
-
-
-def load_user_id_key(config: MicrobanditConfig) -> bytes:
-    """Return the user-id pseudonymization key.
-
-    The key is the value of the environment variable named by
-    ``server.user_id_key_env`` when it is set. Otherwise it is a random key
-    created once in the data directory (``user_id.key``, mode 0600), so
-    pseudonyms stay stable across restarts.
-    """
-    from_env = os.environ.get(config.server.user_id_key_env)
-    if from_env:
-        return from_env.encode("utf-8")
-    path = config.data_path() / "user_id.key"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes()
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(secrets.token_bytes(_KEY_BYTES))
-        handle.flush()
-        os.fsync(handle.fileno())
-    return path.read_bytes()
 
 
 @ray.remote(max_restarts=3, max_task_retries=0)
@@ -210,7 +183,9 @@ class Decider:
 
     async def __init__(self, config_json: str) -> None:
         self.config = MicrobanditConfig.model_validate_json(config_json)
-        self.core = DeciderCore(self.config, load_user_id_key(self.config), time.time)
+        self.core = DeciderCore(
+            self.config, load_user_id_key(self.config), time.time, auth_token=load_auth_token(self.config)
+        )
         self.learners = {p.name: get_or_create_learner(self.config, p.name) for p in self.config.policies}
         self._pushes: dict[asyncio.Task[None], str] = {}
         for name, learner in self.learners.items():
@@ -311,18 +286,21 @@ class Decider:
 
     async def Choose(self, request: pb.ChooseRequest, grpc_context: Any) -> pb.ChooseResponse:  # noqa: N802 - gRPC method name
         try:
+            self.core.authenticate(grpc_context.invocation_metadata())
             return self.core.choose(request)
         except Exception as error:
             return self._fail(grpc_context, error, pb.ChooseResponse())
 
     async def ChooseBatch(self, request: pb.ChooseBatchRequest, grpc_context: Any) -> pb.ChooseBatchResponse:  # noqa: N802
         try:
+            self.core.authenticate(grpc_context.invocation_metadata())
             return self.core.choose_batch(request)
         except Exception as error:
             return self._fail(grpc_context, error, pb.ChooseBatchResponse())
 
     async def Reward(self, request: pb.RewardRequest, grpc_context: Any) -> pb.RewardResponse:  # noqa: N802
         try:
+            self.core.authenticate(grpc_context.invocation_metadata())
             reward = self.core.reward_input(request)
             await self._push(reward.policy, wait=True)
             status = await self.learners[reward.policy].reward.remote(
@@ -334,6 +312,7 @@ class Decider:
 
     async def Activate(self, request: pb.ActivateRequest, grpc_context: Any) -> pb.ActivateResponse:  # noqa: N802
         try:
+            self.core.authenticate(grpc_context.invocation_metadata())
             policy, event_id = self.core.activate_input(request)
             await self._push(policy, wait=True)
             status = await self.learners[policy].activate.remote(event_id, time.time())
@@ -366,6 +345,7 @@ class Decider:
 
     async def GetPolicy(self, request: pb.GetPolicyRequest, grpc_context: Any) -> pb.PolicyInfo:  # noqa: N802
         try:
+            self.core.authenticate(grpc_context.invocation_metadata())
             self.core.check_size(request)
             slot = self.core.slot(request.policy)
             await self._push(slot.settings.name, wait=True)
@@ -375,6 +355,7 @@ class Decider:
 
     async def ListPolicies(self, request: pb.ListPoliciesRequest, grpc_context: Any) -> pb.ListPoliciesResponse:  # noqa: N802
         try:
+            self.core.authenticate(grpc_context.invocation_metadata())
             infos = [await self._policy_info(name) for name in sorted(self.learners)]
             return pb.ListPoliciesResponse(policies=infos)
         except Exception as error:

@@ -41,6 +41,7 @@ __all__ = [
     "NotFoundError",
     "UnavailableError",
     "DeadlineExceededError",
+    "AuthenticationError",
     "ServerError",
     "DEFAULT_TIMEOUT",
     "to_choose_request",
@@ -86,6 +87,10 @@ class UnavailableError(ClientError):
     """The server is overloaded, starting or stopping; retry later (UNAVAILABLE, RESOURCE_EXHAUSTED)."""
 
 
+class AuthenticationError(ClientError, PermissionError):
+    """The server requires a bearer token and got none or a wrong one (UNAUTHENTICATED)."""
+
+
 class DeadlineExceededError(ClientError, TimeoutError):
     """The call did not finish within its timeout (DEADLINE_EXCEEDED)."""
 
@@ -105,6 +110,8 @@ def _error_for(error: grpc.RpcError, method: str) -> ClientError:
         return UnavailableError(code, details, method)
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:
         return DeadlineExceededError(code, details, method)
+    if code is grpc.StatusCode.UNAUTHENTICATED:
+        return AuthenticationError(code, details, method)
     return ServerError(code, details, method)
 
 
@@ -251,6 +258,8 @@ class DecisionClient:
         Default seconds per call.
     max_message_bytes : int
         Largest message the client sends or receives.
+    token : str, optional
+        Bearer token, for a server configured with ``server.auth_token_env``.
     """
 
     def __init__(
@@ -259,6 +268,7 @@ class DecisionClient:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         max_message_bytes: int = 64 * 1024 * 1024,
+        token: str | None = None,
     ) -> None:
         targets = [target] if isinstance(target, str) else list(target)
         if not targets:
@@ -270,6 +280,7 @@ class DecisionClient:
             ("grpc.max_receive_message_length", max_message_bytes),
         ]
         self.timeout = float(timeout)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self._channels = [grpc.insecure_channel(t, options=options) for t in targets]
         self._stubs = [pb_grpc.DecisionServiceStub(channel) for channel in self._channels]
         self._next = itertools.cycle(range(len(self._stubs)))
@@ -296,7 +307,9 @@ class DecisionClient:
     def _call(self, method: str, request: Any, timeout: float | None) -> Any:
         stub = self._stubs[next(self._next)]
         try:
-            return getattr(stub, method)(request, timeout=timeout if timeout is not None else self.timeout)
+            return getattr(stub, method)(
+                request, timeout=timeout if timeout is not None else self.timeout, metadata=self._metadata
+            )
         except grpc.RpcError as error:
             raise _error_for(error, method) from None
 

@@ -191,6 +191,14 @@ class ServerConfig(BaseModel):
     )
     dashboard: bool = Field(False, description="Start the Ray dashboard (on 127.0.0.1) with the local Ray.")
     access_log: bool = Field(False, description="Write one Ray Serve access-log line per request.")
+    auth_token_env: str | None = Field(
+        None,
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description=(
+            "Environment variable with a shared secret; when set, every call must send the gRPC metadata "
+            "'authorization: Bearer <secret>' or gets UNAUTHENTICATED."
+        ),
+    )
     user_id_key_env: str = Field(
         "MICROBANDIT_USER_ID_KEY",
         pattern=r"^[A-Z_][A-Z0-9_]*$",

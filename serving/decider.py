@@ -33,7 +33,7 @@ from serving._private.convert import (
     validate_optional_id,
 )
 from serving.config import MicrobanditConfig, PolicyConfig
-from serving.errors import MessageTooLargeError, UnknownPolicyError
+from serving.errors import AuthenticationError, MessageTooLargeError, UnknownPolicyError
 
 __all__ = ["DeciderCore", "PolicySlot", "RewardInput", "pseudonymize"]
 
@@ -85,6 +85,8 @@ class DeciderCore:
         Returns the current time in seconds since the Unix epoch.
     new_event_id : callable, optional
         Returns a fresh event id; by default 32 random hexadecimal characters.
+    auth_token : str, optional
+        Bearer token every call must send; ``None`` turns authentication off.
     """
 
     def __init__(
@@ -93,8 +95,10 @@ class DeciderCore:
         user_id_key: bytes,
         clock: Callable[[], float],
         new_event_id: Callable[[], str] | None = None,
+        auth_token: str | None = None,
     ) -> None:
         self.config = config
+        self._expected_authorization = f"Bearer {auth_token}".encode() if auth_token else None
         self._user_id_key = user_id_key
         self._clock = clock
         self._new_event_id = new_event_id or (lambda: secrets.token_hex(16))
@@ -105,6 +109,25 @@ class DeciderCore:
             self.slots[policy_config.name] = PolicySlot(policy_config, settings, Policy(settings))
 
     # -- lookups ------------------------------------------------------------
+
+    def authenticate(self, metadata: Sequence[tuple[str, str | bytes]]) -> None:
+        """Check the ``authorization`` metadata when a token is configured.
+
+        Raises
+        ------
+        AuthenticationError
+            If the metadata lacks ``authorization: Bearer <token>`` or the
+            token differs. The message never contains the token.
+        """
+        if self._expected_authorization is None:
+            return
+        for key, value in metadata:
+            if key.lower() == "authorization":
+                sent = value if isinstance(value, bytes) else value.encode()
+                if hmac.compare_digest(sent, self._expected_authorization):
+                    return
+                raise AuthenticationError("the authorization metadata carries a wrong token")
+        raise AuthenticationError("authorization metadata is missing: send 'authorization: Bearer <token>'")
 
     def slot(self, name: str, field_name: str = "policy") -> PolicySlot:
         """Return the slot of a policy named in a request field."""

@@ -28,6 +28,7 @@ __all__ = [
     "UnknownPolicyError",
     "MessageTooLargeError",
     "LearnerUnavailableError",
+    "AuthenticationError",
     "status_for",
     "MAX_DETAILS_LENGTH",
 ]
@@ -47,6 +48,10 @@ class UnknownPolicyError(MicrobanditError, KeyError):
 
 class MessageTooLargeError(MicrobanditError):
     """A request message is larger than the configured limit."""
+
+
+class AuthenticationError(MicrobanditError):
+    """A call lacks the configured bearer token or sends a wrong one."""
 
 
 class LearnerUnavailableError(MicrobanditError):
@@ -78,7 +83,9 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
         :data:`MAX_DETAILS_LENGTH` characters.
     """
     code: grpc.StatusCode
-    if isinstance(error, UnknownPolicyError):
+    if isinstance(error, AuthenticationError):
+        code = grpc.StatusCode.UNAUTHENTICATED
+    elif isinstance(error, UnknownPolicyError):
         code = grpc.StatusCode.NOT_FOUND
     elif isinstance(error, UnknownEventError):
         code = grpc.StatusCode.NOT_FOUND

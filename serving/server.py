@@ -120,6 +120,9 @@ def start_server(config: MicrobanditConfig, http_port: int | None = None) -> Run
         default ``grpc_port - 1``.
     """
     server = config.server
+    from serving._private.keys import load_auth_token
+
+    load_auth_token(config)  # fail before Ray starts, not in every replica
     os.environ.update(ray_environment(server))
     import ray
     from ray import serve

@@ -29,6 +29,7 @@ MAX_MESSAGE_BYTES = 64 * 1024
 MAX_ACTIONS = 20
 SYNTHETIC_POLICY = "synthetic"
 CONSENT_POLICY = "strict_consent"
+AUTH_TOKEN_ENV = "MICROBANDIT_TEST_TOKEN"
 _ADDRESS_LINE = re.compile(r"microbandit: gRPC DecisionService on (\S+) \((.+)\)")
 _REPO = Path(__file__).resolve().parents[2]
 
@@ -53,10 +54,13 @@ def free_port_block(count: int) -> int:
     raise RuntimeError(f"found no block of {count} free loopback ports")
 
 
-def server_config(data_dir: Path, grpc_port: int, decider_replicas: int = 1) -> dict[str, object]:
+def server_config(
+    data_dir: Path, grpc_port: int, decider_replicas: int = 1, auth_token_env: str | None = None
+) -> dict[str, object]:
     """Return the integration-test configuration."""
     return {
         "server": {
+            "auth_token_env": auth_token_env,
             "grpc_port": grpc_port,
             "direct_ingress_port_range": [grpc_port + 2, grpc_port + 12],
             "data_dir": str(data_dir),
@@ -118,14 +122,18 @@ def listening_addresses(pids: set[int]) -> dict[int, set[str]]:
 class ServerProcess:
     """One ``microbandit serve`` subprocess in its own session."""
 
-    def __init__(self, workdir: Path, decider_replicas: int = 1) -> None:
+    def __init__(self, workdir: Path, decider_replicas: int = 1, auth_token: str | None = None) -> None:
         self.workdir = workdir
+        self.auth_token = auth_token
         self.data_dir = workdir / "data"
         base = free_port_block(14)
         self.grpc_port = base + 1
         self.http_port = base
         self.config_path = workdir / "server.yaml"
-        self.config_path.write_text(yaml.safe_dump(server_config(self.data_dir, self.grpc_port, decider_replicas)))
+        token_env = AUTH_TOKEN_ENV if auth_token else None
+        self.config_path.write_text(
+            yaml.safe_dump(server_config(self.data_dir, self.grpc_port, decider_replicas, token_env))
+        )
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "server-0.log"
         self.starts = 0
@@ -151,9 +159,12 @@ class ServerProcess:
             "--http-port",
             str(self.http_port),
         ]
+        env = dict(os.environ)
+        if self.auth_token:
+            env[AUTH_TOKEN_ENV] = self.auth_token
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                command, cwd=_REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command, cwd=_REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:

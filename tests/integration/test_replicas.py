@@ -1,7 +1,8 @@
-"""Two decider replicas: Reward and Activate reach the policy's learner from either one.
+"""Two decider replicas and token authentication.
 
-This module starts its own server with two replicas (about 20 s) and stops
-it when the module ends.
+Reward and Activate reach the policy's learner from either replica, and
+every call needs the bearer token. This module starts its own server with
+two replicas and a token (about 20 s) and stops it when the module ends.
 """
 
 from __future__ import annotations
@@ -11,18 +12,23 @@ from collections.abc import Iterator
 
 import pytest
 
-from serving.client import DecisionClient
+import grpc
+
+from protos.microbandit.v1 import decision_service_pb2 as pb
+from protos.microbandit.v1 import decision_service_pb2_grpc as pb_grpc
+from serving.client import AuthenticationError, DecisionClient
 
 from .conftest import SYNTHETIC_POLICY, ServerProcess, listening_addresses
 
 pytestmark = pytest.mark.integration
 
 ACTIONS = ["a", "b", "c"]
+TOKEN = "integration-test-token-1"
 
 
 @pytest.fixture(scope="module")
 def two_replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("microbandit-replicas"), decider_replicas=2)
+    process = ServerProcess(tmp_path_factory.mktemp("microbandit-replicas"), decider_replicas=2, auth_token=TOKEN)
     process.start()
     try:
         yield process
@@ -42,7 +48,7 @@ def test_each_replica_has_loopback_port(two_replicas: ServerProcess) -> None:
 
 def test_reward_and_activate_cross_replicas(two_replicas: ServerProcess) -> None:
     first, second = two_replicas.replica_addresses
-    with DecisionClient(first, timeout=10.0) as left, DecisionClient(second, timeout=10.0) as right:
+    with DecisionClient(first, timeout=10.0, token=TOKEN) as left, DecisionClient(second, timeout=10.0, token=TOKEN) as right:
         before = left.get_policy(SYNTHETIC_POLICY).examples_learned
         statuses = []
         for i in range(30):
@@ -60,7 +66,7 @@ def test_reward_and_activate_cross_replicas(two_replicas: ServerProcess) -> None
 
 def test_both_replicas_pick_up_new_models(two_replicas: ServerProcess) -> None:
     first, second = two_replicas.replica_addresses
-    with DecisionClient(first, timeout=10.0) as left, DecisionClient(second, timeout=10.0) as right:
+    with DecisionClient(first, timeout=10.0, token=TOKEN) as left, DecisionClient(second, timeout=10.0, token=TOKEN) as right:
         published = left.get_policy(SYNTHETIC_POLICY).model_version
         assert published > 0
         deadline = time.monotonic() + 10.0
@@ -74,3 +80,29 @@ def test_both_replicas_pick_up_new_models(two_replicas: ServerProcess) -> None:
                 break
             time.sleep(0.2)
         assert min(versions) >= published
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token"])
+def test_calls_without_right_token_rejected(two_replicas: ServerProcess, token: str | None) -> None:
+    with DecisionClient(two_replicas.replica_addresses, timeout=10.0, token=token) as client:
+        for _ in two_replicas.replica_addresses:
+            with pytest.raises(AuthenticationError, match="UNAUTHENTICATED"):
+                client.choose(SYNTHETIC_POLICY, {"user": {"segment": "s0"}}, ACTIONS)
+        with pytest.raises(AuthenticationError, match="UNAUTHENTICATED"):
+            client.get_policy(SYNTHETIC_POLICY)
+
+
+def test_proxy_also_requires_token(two_replicas: ServerProcess) -> None:
+    request = pb.ChooseRequest(
+        policy=SYNTHETIC_POLICY,
+        context={"user": pb.Namespace(features={"segment": pb.FeatureValue(string_value="s1")})},
+        actions=[pb.Action(id=a) for a in ACTIONS],
+    )
+    with grpc.insecure_channel(two_replicas.proxy_address) as channel:
+        stub = pb_grpc.DecisionServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.Choose(request, timeout=10)
+        assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert TOKEN not in raised.value.details()
+        response = stub.Choose(request, timeout=10, metadata=[("authorization", f"Bearer {TOKEN}")])
+        assert response.action_id in ACTIONS

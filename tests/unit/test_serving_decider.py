@@ -13,7 +13,7 @@ from bandit.policy import Policy
 from protos.microbandit.v1 import decision_service_pb2 as pb
 from serving.config import MicrobanditConfig, parse_config
 from serving.decider import DeciderCore, pseudonymize
-from serving.errors import MessageTooLargeError, UnknownPolicyError
+from serving.errors import AuthenticationError, MessageTooLargeError, UnknownPolicyError
 
 KEY = b"unit-test-key"
 ACTIONS = ["a", "b", "c", "d"]
@@ -274,3 +274,18 @@ def test_install_model_rejects_corrupt_bytes() -> None:
     with pytest.raises(CheckpointError, match="magic"):
         core.install_model("p1", b"not a checkpoint")
     assert core.choose(_request()).model_version == 0
+
+
+def test_token_required_when_configured() -> None:
+    core = DeciderCore(_config(), KEY, FakeClock(), auth_token="s3cret-token")
+    core.authenticate([("authorization", "Bearer s3cret-token")])
+    core.authenticate([("x-other", "1"), ("Authorization", b"Bearer s3cret-token")])
+    with pytest.raises(AuthenticationError, match="metadata is missing"):
+        core.authenticate([("x-other", "1")])
+    with pytest.raises(AuthenticationError, match="wrong token") as raised:
+        core.authenticate([("authorization", "Bearer guess")])
+    assert "s3cret" not in str(raised.value)
+
+
+def test_no_token_configured_accepts_any_call() -> None:
+    _core().authenticate([])

@@ -8,6 +8,7 @@ import grpc
 import pytest
 
 from bandit.errors import BackpressureError, CheckpointError, ConfigurationError, EventLogError, UnknownEventError
+from serving.client import AuthenticationError as ClientAuthenticationError
 from serving.client import (
     ClientError,
     DeadlineExceededError,
@@ -19,6 +20,7 @@ from serving.client import (
 )
 from serving.errors import (
     MAX_DETAILS_LENGTH,
+    AuthenticationError,
     LearnerUnavailableError,
     MessageTooLargeError,
     UnknownPolicyError,
@@ -38,6 +40,7 @@ from serving.errors import (
         (LearnerUnavailableError("restarting"), grpc.StatusCode.UNAVAILABLE),
         (ConfigurationError("bad setting"), grpc.StatusCode.FAILED_PRECONDITION),
         (TimeoutError(), grpc.StatusCode.DEADLINE_EXCEEDED),
+        (AuthenticationError("authorization metadata is missing"), grpc.StatusCode.UNAUTHENTICATED),
     ],
 )
 def test_expected_errors_keep_their_message(error: BaseException, code: grpc.StatusCode) -> None:
@@ -86,6 +89,7 @@ class _RpcError(grpc.RpcError):
         (grpc.StatusCode.UNAVAILABLE, UnavailableError),
         (grpc.StatusCode.RESOURCE_EXHAUSTED, UnavailableError),
         (grpc.StatusCode.DEADLINE_EXCEEDED, DeadlineExceededError),
+        (grpc.StatusCode.UNAUTHENTICATED, ClientAuthenticationError),
         (grpc.StatusCode.INTERNAL, ServerError),
     ],
 )

@@ -98,3 +98,16 @@ def test_cli_rejects_invalid_config(tmp_path, caplog: pytest.LogCaptureFixture) 
     path.write_text("policies:\n  - name: p\n    max_actions: -1\n")
     assert main(["serve", "--check", "--config", str(path)]) == 2
     assert "policies[0].max_actions" in caplog.text
+
+
+def test_missing_token_variable_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bandit.errors import ConfigurationError
+    from serving._private.keys import load_auth_token
+
+    config = parse_config({"server": {"auth_token_env": "MB_TEST_TOKEN"}, "policies": [{"name": "p"}]})
+    monkeypatch.delenv("MB_TEST_TOKEN", raising=False)
+    with pytest.raises(ConfigurationError, match="MB_TEST_TOKEN, but that environment variable is unset"):
+        load_auth_token(config)
+    monkeypatch.setenv("MB_TEST_TOKEN", "abc")
+    assert load_auth_token(config) == "abc"
+    assert load_auth_token(parse_config({"policies": [{"name": "p"}]})) is None
