@@ -24,12 +24,15 @@ from bandit.events import DecisionRecord, RewardRecord, RewardStatus
 from bandit.learner import Learner
 from serving.config import PolicyConfig, ServerConfig
 
-__all__ = ["LearnerService", "PublishedModel", "UNKNOWN_EVENT", "policy_data_dir"]
+__all__ = ["LearnerService", "PublishedModel", "UNKNOWN_EVENT", "VERSION_FILE_NAME", "policy_data_dir"]
 
 logger = logging.getLogger(__name__)
 
 LOG_FLUSH_INTERVAL = 5.0
 """Maximum time, in seconds, a logged record stays buffered before it is written to a segment."""
+
+VERSION_FILE_NAME = "published_version"
+"""File in a policy's data directory with the newest model version published to the deciders."""
 
 UNKNOWN_EVENT = "unknown_event"
 """Activation status returned for an event id the learner has never seen."""
@@ -68,7 +71,10 @@ class LearnerService:
         self._clock = clock
         self._checkpoint_interval = server.checkpoint_interval_seconds
         self._log_flush_interval = min(server.checkpoint_interval_seconds, LOG_FLUSH_INTERVAL)
-        self.learner = Learner(self.settings, policy_data_dir(server.data_dir, policy.name))
+        directory = policy_data_dir(server.data_dir, policy.name)
+        self.learner = Learner(self.settings, directory)
+        self._version_path = directory / VERSION_FILE_NAME
+        self._continue_after_published_version()
         now = clock()
         self._last_publish = now
         self._last_checkpoint = now
@@ -78,6 +84,36 @@ class LearnerService:
         self.published = PublishedModel(
             self.learner.policy.model_version, self.learner.policy.to_checkpoint(), self.learner.last_update or 0.0
         )
+        self._record_published_version(self.published.version)
+
+    def _continue_after_published_version(self) -> None:
+        # After a crash the checkpoint and the flushed log can be older than
+        # the newest version the deciders received, so restoring would reuse
+        # version numbers for different models. The version file records
+        # every publication, and the restored model starts after it.
+        try:
+            newest = int(self._version_path.read_text().strip())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as error:
+            logger.warning("ignoring unreadable %s: %s", self._version_path, error)
+            return
+        if newest >= self.learner.policy.model_version:
+            logger.info(
+                "policy %r continues at model version %d after published version %d",
+                self.settings.name,
+                newest + 1,
+                newest,
+            )
+            self.learner.policy.model_version = newest + 1
+
+    def _record_published_version(self, version: int) -> None:
+        temporary = self._version_path.with_name(f".{self._version_path.name}.tmp")
+        with open(temporary, "w") as handle:
+            handle.write(f"{version}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self._version_path)
 
     # -- ingest ---------------------------------------------------------------
 
@@ -152,6 +188,7 @@ class LearnerService:
         version = self.learner.policy.model_version
         if version == self.published.version:
             return
+        self._record_published_version(version)
         self.published = PublishedModel(version, self.learner.policy.to_checkpoint(), now)
         logger.info(
             "policy %r published model version %d (%d examples)",

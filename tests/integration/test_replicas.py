@@ -7,8 +7,11 @@ two replicas and a token (about 20 s) and stops it when the module ends.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +19,7 @@ import grpc
 
 from protos.microbandit.v1 import decision_service_pb2 as pb
 from protos.microbandit.v1 import decision_service_pb2_grpc as pb_grpc
-from serving.client import AuthenticationError, DecisionClient
+from serving.client import AuthenticationError, DecisionClient, UnavailableError
 
 from .conftest import SYNTHETIC_POLICY, ServerProcess, listening_addresses
 
@@ -106,3 +109,43 @@ def test_proxy_also_requires_token(two_replicas: ServerProcess) -> None:
         assert TOKEN not in raised.value.details()
         response = stub.Choose(request, timeout=10, metadata=[("authorization", f"Bearer {TOKEN}")])
         assert response.action_id in ACTIONS
+
+
+def _learner_pids(server: ServerProcess) -> list[int]:
+    pids = []
+    for pid in server.pids():
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            continue
+        if name.startswith("ray::LearnerAct"):
+            pids.append(pid)
+    return pids
+
+
+def test_learner_crash_is_unavailable_then_recovers(two_replicas: ServerProcess) -> None:
+    with DecisionClient(two_replicas.replica_addresses, timeout=10.0, token=TOKEN) as client:
+        before = client.get_policy(SYNTHETIC_POLICY)
+        learners = _learner_pids(two_replicas)
+        assert len(learners) == 2  # one per configured policy
+        for pid in learners:
+            os.kill(pid, signal.SIGKILL)
+
+        outcomes: list[str] = []
+        deadline = time.monotonic() + 60.0
+        while time.monotonic() < deadline:
+            decision = client.choose(SYNTHETIC_POLICY, {"user": {"segment": "s2"}}, ACTIONS)
+            assert decision.action_id in ACTIONS
+            try:
+                outcomes.append(client.reward(decision.event_id, 1.0, policy=SYNTHETIC_POLICY))
+            except UnavailableError:
+                outcomes.append("unavailable")
+            if outcomes[-1] == "accepted" and len(outcomes) > 1:
+                break
+            time.sleep(0.2)
+
+        assert outcomes[-1] == "accepted", f"no recovery within 60 s: {outcomes[-5:]}"
+        assert set(outcomes) <= {"accepted", "unavailable", "pending_decision"}
+        after = client.get_policy(SYNTHETIC_POLICY)
+        assert after.model_version > before.model_version
+        assert _learner_pids(two_replicas) != learners

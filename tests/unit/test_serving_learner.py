@@ -181,3 +181,22 @@ def test_apprentice_mode_reports_match_rate(tmp_path: Path) -> None:
     assert 0.0 <= rate <= 1.0
     assert service.info()["learning_mode"] == "apprentice"
     assert service.learner.policy.has_finite_weights()
+
+
+def test_crash_never_reuses_published_version(tmp_path: Path) -> None:
+    clock = FakeClock()
+    config = _config(tmp_path)
+    service = LearnerService(config.policies[0], config.server, clock)
+    service.submit_decisions(_decisions(config, clock, 3))
+    for i in range(3):
+        service.reward(f"e{i}", 1.0, None, clock.now)
+        clock.now += 2.5
+        service.tick()
+    published = service.published.version
+    assert published == 3
+
+    # No close(): the process died, so nothing after the start was flushed or checkpointed.
+    crashed = LearnerService(config.policies[0], config.server, clock)
+    assert crashed.published.version == published + 1
+    again = LearnerService(config.policies[0], config.server, clock)
+    assert again.published.version == published + 2
