@@ -156,7 +156,7 @@ def register(subparsers: Any) -> None:
         "--rate",
         type=_positive_float,
         default=None,
-        help="with --server, visitors per wall-clock second (default: as fast as the server answers)",
+        help="with --server, visitors per wall-clock second (default: as fast as the server responds)",
     )
     parser.add_argument(
         "--timeout", type=_positive_float, default=10.0, help="with --server, seconds per gRPC call (default: 10)"
@@ -417,13 +417,14 @@ def format_comparison(comparison: dict[str, Any]) -> str:
     rows = []
     for row in comparison["per_seed"].to_dict("records"):
         same = row["same_action_before_first_update"]
+        before = row["rounds_before_first_update"]
         rows.append(
             [
                 str(row["seed"]),
                 f"{row['grpc_mean_reward']:.4f} / {row['in_process_mean_reward']:.4f}",
                 f"{row['grpc_mean_expected_reward']:.4f} / {row['in_process_mean_expected_reward']:.4f}",
                 f"{row['grpc_rounds_per_model_version']:.1f} / {row['in_process_rounds_per_model_version']:.1f}",
-                ("n/a" if math.isnan(same) else f"{same:.0%}") + f" of {row['rounds_before_first_update']} rounds",
+                "n/a" if math.isnan(same) else f"{same:.0%} of {int(before)} rounds",
             ]
         )
     reward = comparison["mean_reward_difference"]

@@ -12,7 +12,7 @@ The visitor stream is the one the in-process runner draws: visitor ``t`` of
 a seed arrives at simulated time ``start + t * interval_s``, and a click is
 reported ``delay`` simulated seconds after its decision. The runner sends
 each ``Choose`` and each ``Reward`` in that simulated order, as fast as the
-server answers (or at ``rate`` visitors per wall-clock second), so simulated
+server responds (or at ``rate`` visitors per wall-clock second), so simulated
 time runs much faster than the server's clock: at 200 visitors per second
 and 10 simulated seconds per visitor, a simulated hour takes under 2 s.
 
@@ -119,7 +119,7 @@ class ServerRunSettings:
         event and reach the deciders; 0 waits only at the end of each seed.
     rate : float or None
         Visitors per wall-clock second; ``None`` sends as fast as the server
-        answers.
+        responds.
     sync_timeout : float
         Seconds one wait for the served model may take before the runner
         warns and goes on.
@@ -582,8 +582,10 @@ def compare_runners(result: SimulationResult, policy: str, confidence: float = 0
     -------
     dict
         ``per_seed`` (a DataFrame: mean reward and mean expected reward of
-        both runs, rounds per model version, the rounds before either model
-        first changed and the share of those rounds with the same action), and
+        both runs, rounds per model version and, for the first seed only,
+        the rounds before either model first changed and the share of those
+        rounds with the same action; later seeds start from models trained
+        on different decisions), and
         the paired differences ``grpc - in-process`` of mean reward and of
         mean expected reward as :class:`~simulations.stats.Interval`.
     """
@@ -592,26 +594,31 @@ def compare_runners(result: SimulationResult, policy: str, confidence: float = 0
         raise ValueError(f"comparison needs {policy!r} and {replica!r} in the results; it has {result.policies}")
     table = result.rounds
     rows = []
-    for seed in result.seeds:
+    for position, seed in enumerate(result.seeds):
         grpc_rows = table[(table["policy"] == policy) & (table["seed"] == seed)].sort_values("round")
         local_rows = table[(table["policy"] == replica) & (table["seed"] == seed)].sort_values("round")
         grpc_versions = grpc_rows["model_version"].to_numpy()
         local_versions = local_rows["model_version"].to_numpy()
-        before = min(_first_update_round(grpc_versions), _first_update_round(local_versions))
-        same = grpc_rows["action"].astype(str).to_numpy()[:before] == local_rows["action"].astype(str).to_numpy()[:before]
-        rows.append(
-            {
-                "seed": int(seed),
-                "grpc_mean_reward": float(grpc_rows["reward"].mean()),
-                "in_process_mean_reward": float(local_rows["reward"].mean()),
-                "grpc_mean_expected_reward": float(grpc_rows["expected_reward"].mean()),
-                "in_process_mean_expected_reward": float(local_rows["expected_reward"].mean()),
-                "grpc_rounds_per_model_version": len(grpc_rows) / max(1, len(np.unique(grpc_versions))),
-                "in_process_rounds_per_model_version": len(local_rows) / max(1, len(np.unique(local_versions))),
-                "rounds_before_first_update": before,
-                "same_action_before_first_update": float(same.mean()) if before else math.nan,
-            }
-        )
+        row = {
+            "seed": int(seed),
+            "grpc_mean_reward": float(grpc_rows["reward"].mean()),
+            "in_process_mean_reward": float(local_rows["reward"].mean()),
+            "grpc_mean_expected_reward": float(grpc_rows["expected_reward"].mean()),
+            "in_process_mean_expected_reward": float(local_rows["expected_reward"].mean()),
+            "grpc_rounds_per_model_version": len(grpc_rows) / max(1, len(np.unique(grpc_versions))),
+            "in_process_rounds_per_model_version": len(local_rows) / max(1, len(np.unique(local_versions))),
+            "rounds_before_first_update": math.nan,
+            "same_action_before_first_update": math.nan,
+        }
+        # Only the first seed starts both runs from the same model; later
+        # seeds start from models trained on different decisions.
+        if position == 0:
+            before = min(_first_update_round(grpc_versions), _first_update_round(local_versions))
+            grpc_actions = grpc_rows["action"].astype(str).to_numpy()[:before]
+            local_actions = local_rows["action"].astype(str).to_numpy()[:before]
+            row["rounds_before_first_update"] = before
+            row["same_action_before_first_update"] = float(np.mean(grpc_actions == local_actions)) if before else math.nan
+        rows.append(row)
     per_seed = pd.DataFrame(rows)
     return {
         "policy": policy,

@@ -67,8 +67,8 @@ class RunSettings:
     event_prefix : str
         Prefix of every event id (``PREFIX-s0-r12``); empty for none. A run
         against a server that already saw the same seeds needs a new prefix,
-        because the server answers a repeated event id with the logged
-        decision.
+        because the server returns the logged decision for a repeated event
+        id.
     """
 
     rounds: int

@@ -65,7 +65,8 @@ def test_compare_runners_on_identical_runs():
     per_seed = comparison["per_seed"]
     assert list(per_seed["seed"]) == [0, 1]
     np.testing.assert_array_equal(per_seed["grpc_mean_reward"], per_seed["in_process_mean_reward"])
-    assert (per_seed["same_action_before_first_update"] == 1.0).all()
+    assert per_seed["same_action_before_first_update"].iloc[0] == 1.0
+    assert np.isnan(per_seed["same_action_before_first_update"].iloc[1])
     assert comparison["mean_reward_difference"].mean == 0.0
 
 
