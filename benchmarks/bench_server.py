@@ -10,7 +10,8 @@ separate processes:
 
 The modes are the Ray Serve server (``microbandit serve``) with its gRPC
 proxy, with direct ingress (one and two decider replicas) and with the
-throughput-optimized preset, plus the reference: the same decision path
+throughput-optimized preset (with and without Serve's access log), plus the
+reference: the same decision path
 (:class:`serving.decider.DeciderCore` feeding an in-process
 :class:`serving.learner.LearnerService`) behind a plain ``grpc.aio`` server
 without Ray. Ratios are taken against that reference, measured in the same
@@ -57,7 +58,7 @@ BATCH = 100
 SEED = 20261204
 READY_LINE = "microbandit: ready"
 _ADDRESS_LINE = re.compile(r"microbandit: gRPC DecisionService on (\S+) \((.+)\)")
-MODES = ("plain", "proxy", "direct", "direct_2_replicas", "throughput_optimized")
+MODES = ("plain", "proxy", "direct", "direct_2_replicas", "throughput_optimized", "throughput_optimized_access_log")
 
 
 # -- workload -------------------------------------------------------------------
@@ -100,7 +101,11 @@ def make_requests(count: int, seed: int = SEED) -> list[pb.ChooseRequest]:
 
 def bench_config(data_dir: Path, grpc_port: int, mode: str) -> dict[str, Any]:
     """Return the server configuration of one mode."""
-    ingress = {"proxy": "proxy", "throughput_optimized": "throughput_optimized"}.get(mode, "direct")
+    ingress = {
+        "proxy": "proxy",
+        "throughput_optimized": "throughput_optimized",
+        "throughput_optimized_access_log": "throughput_optimized",
+    }.get(mode, "direct")
     return {
         "server": {
             "grpc_port": grpc_port,
@@ -109,6 +114,7 @@ def bench_config(data_dir: Path, grpc_port: int, mode: str) -> dict[str, Any]:
             "ingress": ingress,
             "decider_replicas": 2 if mode == "direct_2_replicas" else 1,
             "decision_buffer_size": 50_000,
+            "access_log": mode == "throughput_optimized_access_log",
         },
         "policies": [
             {
