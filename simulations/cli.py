@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -162,6 +163,11 @@ def register(subparsers: Any) -> None:
         "--timeout", type=_positive_float, default=10.0, help="with --server, seconds per gRPC call (default: 10)"
     )
     parser.add_argument(
+        "--token-env",
+        metavar="VARIABLE",
+        help="with --server, environment variable holding the server's bearer token (for server.auth_token_env)",
+    )
+    parser.add_argument(
         "--run-id",
         default="",
         help="prefix of every event id, so that a server that saw the same seeds before accepts them as new",
@@ -256,9 +262,11 @@ def run_command(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"microbandit simulate: {error}", file=sys.stderr)
         return 2
-    if args.compare_in_process or args.sync_every or args.rate is not None:
-        print("microbandit simulate: --compare-in-process, --sync-every and --rate apply only with --server",
-              file=sys.stderr)
+    if args.compare_in_process or args.sync_every or args.rate is not None or args.token_env:
+        print(
+            "microbandit simulate: --compare-in-process, --sync-every, --rate and --token-env apply only with --server",
+            file=sys.stderr,
+        )
         return 2
 
     out: Path = args.out
@@ -279,7 +287,9 @@ def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
-def _report(result: SimulationResult, out: Path, args: argparse.Namespace, scenario: Any, log_root: Path | None) -> None:
+def _report(
+    result: SimulationResult, out: Path, args: argparse.Namespace, scenario: Any, log_root: Path | None
+) -> None:
     """Save the result, draw the plots and print the summary and the paths written."""
     baseline = args.baseline if args.baseline in result.policies else None
     paths = result.save(out, baseline)
@@ -318,9 +328,16 @@ def _run_server(args: argparse.Namespace) -> int:
         print("microbandit simulate: --workers does not apply with --server (served policies play in order)",
               file=sys.stderr)
         return 2
+    token = None
+    if args.token_env:
+        token = os.environ.get(args.token_env)
+        if not token:
+            print(f"microbandit simulate: --token-env names {args.token_env}, which is not set or empty",
+                  file=sys.stderr)
+            return 2
     try:
         server = ServerRunSettings(
-            args.server, timeout=args.timeout, sync_every=args.sync_every, rate=args.rate
+            args.server, timeout=args.timeout, sync_every=args.sync_every, rate=args.rate, token=token
         )
         scenario = build_scenario(
             args.scenario,
@@ -344,7 +361,7 @@ def _run_server(args: argparse.Namespace) -> int:
     log_root = out / "logs" if args.log_events else None
     show = not args.no_progress
     try:
-        with DecisionClient(server.address, timeout=server.timeout) as client:
+        with DecisionClient(server.address, timeout=server.timeout, token=server.token) as client:
             client.wait_ready(timeout=server.timeout)
             if args.policies is None:
                 names = [p.name for p in client.list_policies()] + list(REFERENCE_KINDS)

@@ -123,6 +123,8 @@ class ServerRunSettings:
     sync_timeout : float
         Seconds one wait for the served model may take before the runner
         warns and goes on.
+    token : str or None
+        Bearer token of a server configured with ``server.auth_token_env``.
     """
 
     address: str
@@ -130,6 +132,7 @@ class ServerRunSettings:
     sync_every: int = 0
     rate: float | None = None
     sync_timeout: float = 60.0
+    token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.address, str) or ":" not in self.address:
@@ -366,7 +369,7 @@ class _ReplicaAgent(Agent):
 
 
 def _seed_settings(settings: RunSettings, seed_position: int, wait_time: float) -> RunSettings:
-    """Return the settings of the ``seed_position``-th seed: its simulated time starts after the previous seed's windows."""
+    """Return the settings of the ``seed_position``-th seed, whose simulated time starts after the previous seed's windows."""
     span = settings.rounds * settings.interval_s + wait_time + settings.interval_s
     return replace(settings, start_time=settings.start_time + seed_position * span)
 
@@ -445,7 +448,7 @@ def run_server_simulation(
 
     own_client = client is None
     if client is None:
-        client = DecisionClient(server.address, timeout=server.timeout)
+        client = DecisionClient(server.address, timeout=server.timeout, token=server.token)
     try:
         if own_client:
             client.wait_ready(timeout=server.timeout)
@@ -617,7 +620,8 @@ def compare_runners(result: SimulationResult, policy: str, confidence: float = 0
             grpc_actions = grpc_rows["action"].astype(str).to_numpy()[:before]
             local_actions = local_rows["action"].astype(str).to_numpy()[:before]
             row["rounds_before_first_update"] = before
-            row["same_action_before_first_update"] = float(np.mean(grpc_actions == local_actions)) if before else math.nan
+            if before:
+                row["same_action_before_first_update"] = float(np.mean(grpc_actions == local_actions))
         rows.append(row)
     per_seed = pd.DataFrame(rows)
     return {

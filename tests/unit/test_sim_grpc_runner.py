@@ -88,3 +88,15 @@ def test_server_rejects_workers(tmp_path, capsys):
                    "--out", str(tmp_path)])
     assert status == 2
     assert "--workers does not apply with --server" in capsys.readouterr().err
+
+
+def test_server_token_env_must_be_set(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MICROBANDIT_TEST_TOKEN", raising=False)
+    status = main(["simulate", "micro", "--server", "127.0.0.1:1", "--token-env", "MICROBANDIT_TEST_TOKEN",
+                   "--no-progress", "--out", str(tmp_path)])
+    assert status == 2
+    assert "MICROBANDIT_TEST_TOKEN, which is not set or empty" in capsys.readouterr().err
+
+
+def test_server_settings_hide_token():
+    assert "secret" not in repr(ServerRunSettings("127.0.0.1:1", token="secret"))
