@@ -61,4 +61,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from serving.server import serve_forever
 
-    return serve_forever(config, http_port=args.http_port)
+    try:
+        return serve_forever(config, http_port=args.http_port)
+    except ConfigurationError as error:
+        logger.error("%s", error)
+        return 2

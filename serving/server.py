@@ -14,11 +14,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from bandit.errors import ConfigurationError
 from serving.config import DEFAULT_APPLICATION_NAME, IngressMode, MicrobanditConfig, ServerConfig
 
 __all__ = ["RunningServer", "ray_environment", "start_server", "stop_server", "serve_forever", "ROUTE_PREFIX"]
@@ -91,6 +93,25 @@ def _replica_addresses(config: MicrobanditConfig) -> list[str]:
         time.sleep(0.2)
 
 
+def _check_ports_free(ports: dict[str, int]) -> None:
+    """Raise ConfigurationError for a port another process listens on.
+
+    Ray Serve does not report a busy port to its caller: the proxy fails in
+    its own process and the start waits. The check can still race with
+    another process that binds the port right after it.
+    """
+    for name, port in ports.items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as error:
+                raise ConfigurationError(
+                    f"{name} {port} is not available on 127.0.0.1 ({error.strerror}); stop the other server or "
+                    "choose another port"
+                ) from None
+
+
 def _init_ray(server: ServerConfig) -> None:
     import ray
 
@@ -123,6 +144,7 @@ def start_server(config: MicrobanditConfig, http_port: int | None = None) -> Run
     from serving._private.keys import load_auth_token
 
     load_auth_token(config)  # fail before Ray starts, not in every replica
+    _check_ports_free({"server.grpc_port": server.grpc_port, "--http-port": http_port or server.grpc_port - 1})
     os.environ.update(ray_environment(server))
     import ray
     from ray import serve

@@ -8,6 +8,9 @@ earlier tests sent is in the event log.
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -328,6 +331,15 @@ def test_grpc_ports_listen_on_loopback_only(server: ServerProcess) -> None:
     for port in ports:
         assert port in listening, f"port {port} is not listening"
         assert listening[port] <= {"127.0.0.1", "::ffff:127.0.0.1"}, f"port {port} listens on {listening[port]}"
+
+
+def test_second_server_on_same_port_fails_fast(server: ServerProcess) -> None:
+    command = [sys.executable, "-m", "serving.cli", "serve", "--config", str(server.config_path)]
+    started = time.monotonic()
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert f"server.grpc_port {server.grpc_port} is not available" in result.stderr
+    assert time.monotonic() - started < 60
 
 
 def test_restart_continues_model_and_keeps_log(server: ServerProcess, client: DecisionClient) -> None:
