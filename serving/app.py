@@ -162,6 +162,10 @@ def get_or_create_learner(config: MicrobanditConfig, policy: str) -> ray.actor.A
 
     The actor is detached, so it outlives the deployment that created it.
     ``microbandit serve`` closes and kills it at shutdown.
+
+    NOTE: an existing learner keeps the settings it started with; after
+    ``serve deploy`` of a changed policy configuration, kill the policy's
+    learner actor so the new settings take effect.
     """
     return LearnerActor.options(  # type: ignore[attr-defined]
         name=learner_actor_name(policy),
