@@ -25,12 +25,13 @@ STOP_TIMEOUT=120
 POLICY=micro_adjustments
 
 SERVER_PID=""
+OWN_SESSION=0
 DATA_DIR=""
 
-# Stop the server this script started: SIGTERM to its process id, wait for
-# it to exit, and only if it does not, kill every process of its session
-# (the server runs in a session of its own, so that is Ray's daemons and
-# workers and nothing else).
+# Stop the server this script started: SIGTERM to its process id and wait
+# for it to exit. Then kill whatever is left of its session: the server runs
+# in a session of its own, so that can only be Ray's daemons and workers
+# if the server did not stop them.
 stop_server() {
     [ -n "$SERVER_PID" ] || return 0
     local pid="$SERVER_PID"
@@ -44,12 +45,17 @@ stop_server() {
             waited=$((waited + 1))
         done
     fi
-    local left
-    left="$(ps -o pid= -s "$pid" 2>/dev/null | tr -s ' \n' ' ' || true)"
-    if [ -n "${left// /}" ]; then
-        echo "server processes still running after ${STOP_TIMEOUT} s; killing:$left" >&2
-        # shellcheck disable=SC2086
-        kill -KILL $left 2>/dev/null || true
+    if [ "$OWN_SESSION" = 1 ]; then
+        local left
+        left="$(ps -o pid= -s "$pid" 2>/dev/null | tr -s ' \n' ' ' || true)"
+        if [ -n "${left// /}" ]; then
+            echo "processes of the server's session still running; killing:$left" >&2
+            # shellcheck disable=SC2086
+            kill -KILL $left 2>/dev/null || true
+        fi
+    elif kill -0 "$pid" 2>/dev/null; then
+        echo "the server (process $pid) did not stop within ${STOP_TIMEOUT} s; killing it" >&2
+        kill -KILL "$pid" 2>/dev/null || true
     fi
     wait "$pid" 2>/dev/null || true
 }
@@ -103,7 +109,15 @@ EOF
 
 echo "== starting microbandit serve (embedded configuration, 127.0.0.1:$PORT, data in $DATA_DIR)"
 # setsid gives the server a session of its own; its process id is $!.
-setsid "$MICROBANDIT" serve --port "$PORT" --data-dir "$DATA_DIR" >"$SERVER_LOG" 2>&1 &
+# Without setsid (not every system has it) the server shares this script's
+# session, so the fallback in stop_server can kill only the server process.
+if command -v setsid >/dev/null 2>&1; then
+    setsid "$MICROBANDIT" serve --port "$PORT" --data-dir "$DATA_DIR" >"$SERVER_LOG" 2>&1 &
+    OWN_SESSION=1
+else
+    "$MICROBANDIT" serve --port "$PORT" --data-dir "$DATA_DIR" >"$SERVER_LOG" 2>&1 &
+    OWN_SESSION=0
+fi
 SERVER_PID=$!
 waited=0
 until grep -q "microbandit: ready" "$SERVER_LOG"; do
