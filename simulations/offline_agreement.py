@@ -11,9 +11,9 @@ The experiment has three steps:
    interval with the online mean reward and its interval across seeds.
 
 Two ground truths are reported. ``online_mean`` is what the policy earned
-when it ran (on other visitors, so it also carries sampling noise), and
+when it ran on other visitors, so it also carries sampling noise.
 ``truth_on_log`` is the exact expected reward of the policy on the logged
-visitors under the scenario's hidden model, the quantity an unbiased
+visitors under the scenario's hidden model: the quantity an unbiased
 off-policy estimator estimates.
 
 Offline targets are built from policy specs: ``uniform`` and ``baseline``
@@ -113,8 +113,9 @@ def _expected_matrix(data: LoggedData, stream: VisitorStream, rounds: np.ndarray
     """Return the hidden expected reward of every (row, action slot) of the log; 0 at padding."""
     columns = np.array([stream.action_index.get(action.id, -1) for action in data.actions])
     slots = data.action_index
-    if np.any(columns[slots[slots >= 0]] < 0):
-        raise ValueError("the log offers actions the scenario does not have")
+    unknown = sorted({data.actions[i].id for i in np.unique(slots[slots >= 0]) if columns[i] < 0})
+    if unknown:
+        raise ValueError(f"the log offers actions {unknown[:5]} that the scenario does not have")
     expected = np.zeros(slots.shape)
     valid = slots >= 0
     rows = np.broadcast_to(rounds[:, None], slots.shape)
