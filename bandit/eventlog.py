@@ -9,6 +9,14 @@ erasure) write a replacement segment the same way and then delete the old one.
 
 Segment names are ``events-<sequence>-<nonce>.parquet`` with a zero-padded
 sequence number, so the lexical order of names is the order of writing.
+
+A writer that must not block while a segment is written (the server's
+learner, which acknowledges a reward only once it is durable) splits a flush
+in three: :meth:`EventLog.take_batch` detaches the buffered records,
+:func:`write_batch` writes them from any thread, and
+:meth:`EventLog.commit_batch` or :meth:`EventLog.restore_batch` records the
+outcome. :attr:`EventLog.appended` and :attr:`EventLog.durable` count records,
+so a caller can wait until a record it appended is on disk.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import os
 import re
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -27,7 +36,7 @@ import pyarrow.parquet as pq
 from bandit.errors import EventLogError
 from bandit.events import EVENT_SCHEMA, Record, records_to_table, table_to_records
 
-__all__ = ["EventLog", "read_events", "read_records", "list_segments", "write_segment"]
+__all__ = ["EventLog", "SegmentBatch", "read_events", "read_records", "list_segments", "write_batch", "write_segment"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +76,26 @@ def write_segment(directory: Path, table: pa.Table, sequence: int) -> Path:
     return final
 
 
+@dataclass(frozen=True)
+class SegmentBatch:
+    """Records detached from an :class:`EventLog` buffer, to be written as one segment."""
+
+    directory: Path
+    sequence: int
+    records: tuple[Record, ...]
+    end: int
+    """Value of :attr:`EventLog.durable` once this batch is written."""
+
+
+def write_batch(batch: SegmentBatch) -> Path:
+    """Write a detached batch as its segment and return the path.
+
+    It touches no :class:`EventLog` state, so it may run in another thread
+    while the log's owner keeps appending.
+    """
+    return write_segment(batch.directory, records_to_table(batch.records), batch.sequence)
+
+
 class EventLog:
     """Writer of one policy's event log.
 
@@ -95,6 +124,13 @@ class EventLog:
         segments = list_segments(self.directory)
         self._next_sequence = int(_SEGMENT.fullmatch(segments[-1].name).group(1)) + 1 if segments else 0  # type: ignore[union-attr]
         self._buffer: list[Record] = []
+        self._in_flight: SegmentBatch | None = None
+        self.appended = 0
+        """Records appended since the log was opened."""
+        self.durable = 0
+        """Records, counted in append order, written to complete segments since the log was opened."""
+        self.segments_written = 0
+        """Segments written since the log was opened."""
 
     @property
     def buffered(self) -> int:
@@ -104,22 +140,64 @@ class EventLog:
     def append(self, record: Record) -> None:
         """Buffer one record; it becomes durable at the next :meth:`flush`."""
         self._buffer.append(record)
+        self.appended += 1
 
     def extend(self, records: Iterable[Record]) -> None:
         """Buffer several records."""
+        before = len(self._buffer)
         self._buffer.extend(records)
+        self.appended += len(self._buffer) - before
+
+    def take_batch(self) -> SegmentBatch | None:
+        """Detach the buffered records as the next segment's batch; None if nothing is buffered.
+
+        Raises
+        ------
+        EventLogError
+            If an earlier batch is neither committed nor restored: segments
+            are written one at a time, in sequence order.
+        """
+        if self._in_flight is not None:
+            raise EventLogError(f"segment {self._in_flight.sequence} of {self.directory} is still being written")
+        if not self._buffer:
+            return None
+        batch = SegmentBatch(self.directory, self._next_sequence, tuple(self._buffer), self.appended)
+        self._buffer = []
+        self._in_flight = batch
+        return batch
+
+    def commit_batch(self, batch: SegmentBatch) -> None:
+        """Record that ``batch`` was written."""
+        self._check_in_flight(batch)
+        self._in_flight = None
+        self._next_sequence += 1
+        self.durable = batch.end
+        self.segments_written += 1
+
+    def restore_batch(self, batch: SegmentBatch) -> None:
+        """Put the records of a batch that failed to write back in front of the buffer."""
+        self._check_in_flight(batch)
+        self._in_flight = None
+        self._buffer[:0] = batch.records
+
+    def _check_in_flight(self, batch: SegmentBatch) -> None:
+        if self._in_flight is not batch:
+            raise EventLogError(f"segment batch {batch.sequence} is not the one being written")
 
     def flush(self) -> Path | None:
         """Write the buffered records as one segment; return its path, or None if empty.
 
         On failure the records stay buffered, so a later flush can retry.
         """
-        if not self._buffer:
+        batch = self.take_batch()
+        if batch is None:
             return None
-        table = records_to_table(self._buffer)
-        path = write_segment(self.directory, table, self._next_sequence)
-        self._next_sequence += 1
-        self._buffer.clear()
+        try:
+            path = write_batch(batch)
+        except BaseException:
+            self.restore_batch(batch)
+            raise
+        self.commit_batch(batch)
         return path
 
 
