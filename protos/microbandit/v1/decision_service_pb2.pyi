@@ -188,7 +188,7 @@ class ListPoliciesRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class PolicyInfo(_message.Message):
-    __slots__ = ("name", "settings_json", "vw_args", "learning_mode", "model_version", "examples_learned", "decisions", "rewards", "last_model_update_unix_seconds", "apprentice_match_rate", "pending_decisions", "model_update_interval_seconds")
+    __slots__ = ("name", "settings_json", "vw_args", "learning_mode", "model_version", "examples_learned", "decisions", "rewards", "last_model_update_unix_seconds", "apprentice_match_rate", "pending_decisions", "model_update_interval_seconds", "model_age_seconds", "learner_available", "decisions_lost")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_JSON_FIELD_NUMBER: _ClassVar[int]
     VW_ARGS_FIELD_NUMBER: _ClassVar[int]
@@ -201,6 +201,9 @@ class PolicyInfo(_message.Message):
     APPRENTICE_MATCH_RATE_FIELD_NUMBER: _ClassVar[int]
     PENDING_DECISIONS_FIELD_NUMBER: _ClassVar[int]
     MODEL_UPDATE_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LEARNER_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    DECISIONS_LOST_FIELD_NUMBER: _ClassVar[int]
     name: str
     settings_json: str
     vw_args: _containers.RepeatedScalarFieldContainer[str]
@@ -213,7 +216,10 @@ class PolicyInfo(_message.Message):
     apprentice_match_rate: float
     pending_decisions: int
     model_update_interval_seconds: float
-    def __init__(self, name: _Optional[str] = ..., settings_json: _Optional[str] = ..., vw_args: _Optional[_Iterable[str]] = ..., learning_mode: _Optional[_Union[LearningMode, str]] = ..., model_version: _Optional[int] = ..., examples_learned: _Optional[int] = ..., decisions: _Optional[int] = ..., rewards: _Optional[int] = ..., last_model_update_unix_seconds: _Optional[float] = ..., apprentice_match_rate: _Optional[float] = ..., pending_decisions: _Optional[int] = ..., model_update_interval_seconds: _Optional[float] = ...) -> None: ...
+    model_age_seconds: float
+    learner_available: bool
+    decisions_lost: int
+    def __init__(self, name: _Optional[str] = ..., settings_json: _Optional[str] = ..., vw_args: _Optional[_Iterable[str]] = ..., learning_mode: _Optional[_Union[LearningMode, str]] = ..., model_version: _Optional[int] = ..., examples_learned: _Optional[int] = ..., decisions: _Optional[int] = ..., rewards: _Optional[int] = ..., last_model_update_unix_seconds: _Optional[float] = ..., apprentice_match_rate: _Optional[float] = ..., pending_decisions: _Optional[int] = ..., model_update_interval_seconds: _Optional[float] = ..., model_age_seconds: _Optional[float] = ..., learner_available: _Optional[bool] = ..., decisions_lost: _Optional[int] = ...) -> None: ...
 
 class ListPoliciesResponse(_message.Message):
     __slots__ = ("policies",)
