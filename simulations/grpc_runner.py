@@ -261,8 +261,9 @@ class _ServerAgent(Agent):
             delay = self._started + self._choices / self.server.rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+        # Simulated visitors consent, so a policy with require_consent logs and learns their decisions.
         decision = self.client.choose(
-            self.served.name, self.stream.contexts[round_index], self.stream.actions, event_id=event_id
+            self.served.name, self.stream.contexts[round_index], self.stream.actions, event_id=event_id, consent=True
         )
         if decision.replayed:
             raise ServerSimulationError(

@@ -24,7 +24,7 @@ from serving.cli import main
 from serving.client import DecisionClient
 from serving.learner import policy_data_dir
 
-from .conftest import SYNTHETIC_POLICY, ServerProcess
+from .conftest import CONSENT_POLICY, SYNTHETIC_POLICY, ServerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -136,3 +136,17 @@ def test_unknown_served_policy_rejected(server: ServerProcess, tmp_path, capsys)
     )
     assert status == 2
     assert "policy 'no_such_policy' is not served by the server" in capsys.readouterr().err
+
+
+def test_consent_policy_learns_simulated_visitors(server: ServerProcess, tmp_path):
+    with DecisionClient(server.address, timeout=10.0) as client:
+        before = client.get_policy(CONSENT_POLICY).examples_learned
+        status = main(
+            [
+                "simulate", "micro", "--server", server.address, "--policies", CONSENT_POLICY, "--rounds", "100",
+                "--seeds", "1", "--run-id", f"{RUN_ID}-consent", "--no-plots", "--no-progress", "--out", str(tmp_path),
+            ]
+        )
+        after = client.get_policy(CONSENT_POLICY).examples_learned
+    assert status == 0
+    assert after - before == 100
