@@ -15,6 +15,7 @@ __all__ = [
     "UnknownEventError",
     "BackpressureError",
     "EventLogError",
+    "DataDirectoryInUseError",
 ]
 
 
@@ -47,3 +48,7 @@ class BackpressureError(MicrobanditError):
 
 class EventLogError(MicrobanditError):
     """The event log could not be written or read."""
+
+
+class DataDirectoryInUseError(MicrobanditError):
+    """A running server holds the data directory that an offline tool would change."""

@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
+from pathlib import Path
 
+from bandit.errors import DataDirectoryInUseError
 from bandit.maintenance import (
+    LOCK_FILE_NAME,
     apply_retention,
+    check_not_in_use,
     erase_user,
     export_dsjson,
     import_dsjson,
     policy_directories,
     summarize,
 )
-from bandit.privacy import Pseudonymizer, load_pseudonym_key
+from bandit.privacy import KEY_ENVIRONMENT_VARIABLE, KEY_FILE_NAME, Pseudonymizer, load_pseudonym_key
 
 __all__ = ["register"]
 
@@ -40,12 +45,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     retain.add_argument("--days", type=float, required=True, help="retention period in days")
     retain.set_defaults(handler=_retain)
 
-    erase = commands.add_parser("erase", help="remove every record of one user (run with the server stopped)")
+    erase = commands.add_parser(
+        "erase",
+        help="remove every record of one user (rejected while a server runs on the data directory)",
+    )
     erase.add_argument("directory", help="policy directory or server data directory")
     who = erase.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="the user id as the service sent it; pseudonymized with the key")
     who.add_argument("--pseudonym", help="the pseudonym as stored in the log")
-    erase.add_argument("--key-file", help="file holding the pseudonymization key (default: the environment variable)")
+    erase.add_argument(
+        "--key-file",
+        help=(
+            f"file holding the pseudonymization key (default: the environment variable {KEY_ENVIRONMENT_VARIABLE}, "
+            f"else the data directory's {KEY_FILE_NAME})"
+        ),
+    )
     erase.set_defaults(handler=_erase)
 
     export = commands.add_parser("export-dsjson", help="write joined events as Personalizer DSJSON lines")
@@ -81,9 +95,28 @@ def _retain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_dir_of(directory: Path) -> Path:
+    """Return the server data directory containing ``directory`` (the one holding the generated key)."""
+    path = directory.resolve()
+    for candidate in (path, path.parent, path.parent.parent):
+        if (candidate / KEY_FILE_NAME).exists() or (candidate / LOCK_FILE_NAME).exists():
+            return candidate
+    return path
+
+
 def _erase(args: argparse.Namespace) -> int:
+    try:
+        check_not_in_use(args.directory)
+    except DataDirectoryInUseError as error:
+        print(f"microbandit logs erase: {error}", file=sys.stderr)
+        return 3
     if args.user is not None:
-        pseudonym = Pseudonymizer(load_pseudonym_key(args.key_file)).pseudonymize(args.user)
+        try:
+            key = load_pseudonym_key(args.key_file, data_dir=_data_dir_of(Path(args.directory)))
+        except ValueError as error:
+            print(f"microbandit logs erase: {error}", file=sys.stderr)
+            return 2
+        pseudonym = Pseudonymizer(key).pseudonymize(args.user)
     else:
         pseudonym = args.pseudonym
     total = 0

@@ -4,8 +4,12 @@ A policy directory contains ``events/`` (the Parquet segments) and
 ``checkpoint.mbk``. Retention and erasure rewrite or delete whole segments;
 each rewritten segment replaces the old file under the same name with an
 atomic rename, so readers see either the old or the new segment, never a
-mix. Both must run while the server is stopped, because a running learner
-would keep writing checkpoints that still contain the erased records.
+mix. Retention only deletes complete segments, which the learner never
+writes again, so it may run while the server runs (the server runs it
+itself on a schedule). Erasure must run while the server is stopped,
+because a running learner would keep writing checkpoints that still
+contain the erased records; ``microbandit logs erase`` checks the data
+directory's lock and stops when a server holds it.
 
 Erasure also deletes the policy's checkpoint: the model learned from the
 erased records, so the next start rebuilds it by replaying the joined
@@ -14,6 +18,7 @@ events that remain in the log.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -37,9 +42,13 @@ from bandit.events import (
     LearningMode,
 )
 from bandit.features import Action, validate_namespaces
+from bandit.errors import DataDirectoryInUseError
 from bandit.learner import CHECKPOINT_NAME
 
 __all__ = [
+    "LOCK_FILE_NAME",
+    "acquire_data_dir_lock",
+    "check_not_in_use",
     "LogSummary",
     "policy_directories",
     "summarize",
@@ -51,15 +60,70 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+LOCK_FILE_NAME = "server.lock"
+"""File in a server data directory that a running server keeps locked."""
+
 
 def policy_directories(root: str | os.PathLike[str]) -> list[Path]:
-    """Return ``root`` if it is a policy directory, else its policy subdirectories."""
+    """Return ``root`` if it is a policy directory, else its policy subdirectories.
+
+    A server data directory keeps its policies under ``policies/``; those
+    are found too.
+    """
     path = Path(root)
     if (path / "events").is_dir():
         return [path]
     if not path.is_dir():
         raise ValueError(f"log directory {path} does not exist")
-    return sorted(p for p in path.iterdir() if (p / "events").is_dir())
+    found = [p for p in path.iterdir() if (p / "events").is_dir()]
+    if (path / "policies").is_dir():
+        found += [p for p in (path / "policies").iterdir() if (p / "events").is_dir()]
+    return sorted(found)
+
+
+def acquire_data_dir_lock(data_dir: str | os.PathLike[str]) -> int:
+    """Take the exclusive lock of a server data directory; return the open descriptor holding it.
+
+    A running server holds the lock (``server.lock``, an advisory
+    ``flock``) for its lifetime; the operating system releases it when the
+    process ends, even after a crash. Close the descriptor to release it.
+
+    Raises
+    ------
+    DataDirectoryInUseError
+        If another process holds the lock.
+    """
+    path = Path(data_dir) / LOCK_FILE_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise DataDirectoryInUseError(
+            f"data directory {Path(data_dir)} is in use by a running server (it holds {path}); stop the server first"
+        ) from None
+    os.ftruncate(descriptor, 0)
+    os.write(descriptor, f"{os.getpid()}\n".encode("ascii"))
+    return descriptor
+
+
+def check_not_in_use(directory: str | os.PathLike[str]) -> None:
+    """Raise if a running server holds the data directory containing ``directory``.
+
+    ``directory`` may be a data directory, its ``policies/`` folder or one
+    policy directory, so the lock is looked for up to two levels up.
+
+    Raises
+    ------
+    DataDirectoryInUseError
+        If a server holds the lock.
+    """
+    path = Path(directory).resolve()
+    for candidate in (path, path.parent, path.parent.parent):
+        if (candidate / LOCK_FILE_NAME).exists():
+            os.close(acquire_data_dir_lock(candidate))
+            return
 
 
 @dataclass(frozen=True)

@@ -13,46 +13,107 @@ import hashlib
 import hmac
 import logging
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Pseudonymizer", "load_pseudonym_key", "KEY_ENVIRONMENT_VARIABLE", "MIN_KEY_BYTES"]
+__all__ = [
+    "Pseudonymizer",
+    "keyed_pseudonym",
+    "load_pseudonym_key",
+    "KEY_ENVIRONMENT_VARIABLE",
+    "KEY_FILE_NAME",
+    "MIN_KEY_BYTES",
+]
 
 logger = logging.getLogger(__name__)
 
-KEY_ENVIRONMENT_VARIABLE = "MICROBANDIT_PSEUDONYM_KEY"
-"""Environment variable holding the pseudonymization key (at least 16 bytes of text)."""
+KEY_ENVIRONMENT_VARIABLE = "MICROBANDIT_USER_ID_KEY"
+"""Default environment variable holding the pseudonymization key (at least 16 bytes of text)."""
+KEY_FILE_NAME = "user_id.key"
+"""Name of the random key a server creates in its data directory when no other key is configured."""
 MIN_KEY_BYTES = 16
 _PSEUDONYM_LENGTH = 32
 _MAX_USER_ID_LENGTH = 1024
+_GENERATED_KEY_BYTES = 32
 
 
-def load_pseudonym_key(key_file: str | os.PathLike[str] | None = None) -> bytes:
-    """Read the pseudonymization key from ``key_file`` or the environment.
+def _create_key_file(path: Path) -> None:
+    """Write a random key (hexadecimal text, mode 0600) unless the file exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(secrets.token_hex(_GENERATED_KEY_BYTES).encode("ascii"))
+        handle.flush()
+        os.fsync(handle.fileno())
+    logger.info("created a random pseudonymization key in %s", path)
+
+
+def load_pseudonym_key(
+    key_file: str | os.PathLike[str] | None = None,
+    env_var: str = KEY_ENVIRONMENT_VARIABLE,
+    data_dir: str | os.PathLike[str] | None = None,
+    create: bool = False,
+) -> bytes:
+    """Read the pseudonymization key.
+
+    The first source present wins: ``key_file``, then the environment
+    variable ``env_var``, then ``data_dir/user_id.key``. With ``create``, a
+    missing ``data_dir/user_id.key`` is created with a random key, so that a
+    server's pseudonyms stay stable across restarts.
+
+    Parameters
+    ----------
+    key_file : path, optional
+        File holding the key; surrounding whitespace is ignored.
+    env_var : str
+        Environment variable holding the key as text.
+    data_dir : path, optional
+        Server data directory whose ``user_id.key`` is the last resort.
+    create : bool
+        Create ``data_dir/user_id.key`` when no source is present.
 
     Raises
     ------
     ValueError
-        If no key is configured or it is shorter than :data:`MIN_KEY_BYTES`.
+        If no key is found or it is shorter than :data:`MIN_KEY_BYTES`.
         The message never contains the key.
     """
+    text = os.environ.get(env_var)
     if key_file is not None:
         try:
             key = Path(key_file).read_bytes().strip()
         except OSError as error:
             raise ValueError(f"cannot read the pseudonymization key file {key_file}: {error.strerror}") from None
         source = f"key file {key_file}"
-    else:
-        text = os.environ.get(KEY_ENVIRONMENT_VARIABLE)
-        if text is None:
-            raise ValueError(
-                f"no pseudonymization key: set {KEY_ENVIRONMENT_VARIABLE} or configure a key file"
-            )
+    elif text:
         key = text.encode("utf-8")
-        source = f"environment variable {KEY_ENVIRONMENT_VARIABLE}"
+        source = f"environment variable {env_var}"
+    elif data_dir is not None and (create or (Path(data_dir) / KEY_FILE_NAME).exists()):
+        path = Path(data_dir) / KEY_FILE_NAME
+        if create:
+            _create_key_file(path)
+        # Read without stripping: the file is the server's own, and its bytes are the key.
+        key = path.read_bytes()
+        source = f"key file {path}"
+    else:
+        where = f", configure a key file, or keep {KEY_FILE_NAME} in the data directory" if data_dir else ""
+        raise ValueError(f"no pseudonymization key: set {env_var}{where} or pass a key file")
     if len(key) < MIN_KEY_BYTES:
         raise ValueError(f"the pseudonymization key from the {source} is shorter than {MIN_KEY_BYTES} bytes")
     return key
+
+
+def keyed_pseudonym(key: bytes, user_id: str) -> str:
+    """Return ``HMAC-SHA256(key, user_id)`` as its first 32 hexadecimal characters.
+
+    Callers check the key and the user id; :class:`Pseudonymizer` does both.
+    """
+    digest = hmac.new(key, user_id.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+    return digest[:_PSEUDONYM_LENGTH]
 
 
 @dataclass(frozen=True)
@@ -77,5 +138,4 @@ class Pseudonymizer:
             raise TypeError(f"user_id must be a str, got {type(user_id).__name__}")
         if not user_id or len(user_id) > _MAX_USER_ID_LENGTH:
             raise ValueError(f"user_id must have 1 to {_MAX_USER_ID_LENGTH} characters, got {len(user_id)}")
-        digest = hmac.new(self.key, user_id.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
-        return digest[:_PSEUDONYM_LENGTH]
+        return keyed_pseudonym(self.key, user_id)

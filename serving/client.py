@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -162,6 +164,9 @@ class PolicyInfo:
     apprentice_match_rate: float
     pending_decisions: int
     model_update_interval: float
+    model_age: float = 0.0
+    learner_available: bool = True
+    decisions_lost: int = 0
 
     @classmethod
     def from_proto(cls, message: pb.PolicyInfo) -> PolicyInfo:
@@ -179,6 +184,9 @@ class PolicyInfo:
             apprentice_match_rate=message.apprentice_match_rate,
             pending_decisions=message.pending_decisions,
             model_update_interval=message.model_update_interval_seconds,
+            model_age=message.model_age_seconds,
+            learner_available=message.learner_available,
+            decisions_lost=message.decisions_lost,
         )
 
 
@@ -260,6 +268,13 @@ class DecisionClient:
         Largest message the client sends or receives.
     token : str, optional
         Bearer token, for a server configured with ``server.auth_token_env``.
+    tls : bool
+        Connect with TLS, for a server configured with ``server.tls``.
+        Implied by ``tls_ca_file``.
+    tls_ca_file : path, optional
+        PEM file of the certificate authority (or the self-signed
+        certificate) that signed the server's certificate; default: the
+        system's trusted roots.
     """
 
     def __init__(
@@ -269,6 +284,8 @@ class DecisionClient:
         timeout: float = DEFAULT_TIMEOUT,
         max_message_bytes: int = 64 * 1024 * 1024,
         token: str | None = None,
+        tls: bool = False,
+        tls_ca_file: str | os.PathLike[str] | None = None,
     ) -> None:
         targets = [target] if isinstance(target, str) else list(target)
         if not targets:
@@ -281,7 +298,12 @@ class DecisionClient:
         ]
         self.timeout = float(timeout)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None
-        self._channels = [grpc.insecure_channel(t, options=options) for t in targets]
+        if tls or tls_ca_file is not None:
+            root_certificates = Path(tls_ca_file).read_bytes() if tls_ca_file is not None else None
+            credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            self._channels = [grpc.secure_channel(t, credentials, options=options) for t in targets]
+        else:
+            self._channels = [grpc.insecure_channel(t, options=options) for t in targets]
         self._stubs = [pb_grpc.DecisionServiceStub(channel) for channel in self._channels]
         self._next = itertools.cycle(range(len(self._stubs)))
 

@@ -32,14 +32,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--http-port", type=int, default=None, help="port of Ray Serve's HTTP health routes (default: gRPC port - 1)"
     )
-    parser.add_argument("--check", action="store_true", help="validate the configuration, print it and exit")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="validate the configuration and the files and directory it names, print it and exit",
+    )
     parser.set_defaults(handler=run_serve)
 
 
 def run_serve(args: argparse.Namespace) -> int:
     """Validate the configuration and run the server; return the exit status."""
-    from bandit.errors import ConfigurationError
-    from serving.config import load_config, parse_config
+    from bandit.errors import ConfigurationError, DataDirectoryInUseError
+    from serving.config import check_environment, load_config, parse_config
 
     try:
         config = load_config(args.config)
@@ -52,6 +56,7 @@ def run_serve(args: argparse.Namespace) -> int:
             data = config.model_dump(mode="json")
             data["server"].update(overrides)
             config = parse_config(data)
+        check_environment(config)
     except ConfigurationError as error:
         logger.error("%s", error)
         return 2
@@ -63,6 +68,6 @@ def run_serve(args: argparse.Namespace) -> int:
 
     try:
         return serve_forever(config, http_port=args.http_port)
-    except ConfigurationError as error:
+    except (ConfigurationError, DataDirectoryInUseError) as error:
         logger.error("%s", error)
         return 2

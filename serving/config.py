@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from enum import Enum
 from importlib import resources
 from pathlib import Path
@@ -50,6 +51,9 @@ from bandit.vwargs import validate_vw_args
 __all__ = [
     "IngressMode",
     "ServerConfig",
+    "TLSConfig",
+    "check_environment",
+    "DEFAULT_RETENTION_CHECK_INTERVAL",
     "PolicyConfig",
     "BaselineConfig",
     "ConditionConfig",
@@ -68,6 +72,7 @@ __all__ = [
     "DEFAULT_CHECKPOINT_INTERVAL",
     "DEFAULT_DECISION_BUFFER_SIZE",
     "DEFAULT_DECISION_FLUSH_INTERVAL",
+    "DEFAULT_LOG_SYNC_INTERVAL",
     "DEFAULT_EVENT_ID_MEMORY",
     "DEFAULT_MAX_BATCH_SIZE",
     "DEFAULT_MAX_ONGOING_REQUESTS",
@@ -100,6 +105,12 @@ DEFAULT_DECISION_BUFFER_SIZE = 10_000
 """Maximum number of decision records a decider buffers for the learners before it rejects decisions."""
 DEFAULT_DECISION_FLUSH_INTERVAL = 0.05
 """Seconds between pushes of buffered decision records from a decider to the learners."""
+DEFAULT_LOG_SYNC_INTERVAL = 0.5
+"""Seconds a learner keeps records in memory before writing them to the event log.
+
+With the decision flush interval and the learner's 0.1 s timer, a crash loses
+decisions of at most the last 0.65 s by default.
+"""
 DEFAULT_EVENT_ID_MEMORY = 100_000
 """Recent decisions each decider remembers per policy to replay repeated event ids."""
 DEFAULT_MAX_BATCH_SIZE = 1_000
@@ -115,7 +126,11 @@ DEFAULT_LEARNER_CPUS = 0.25
 DEFAULT_REQUEST_TIMEOUT = 30.0
 """Seconds after which the ingress cancels a request with DEADLINE_EXCEEDED."""
 
+DEFAULT_RETENTION_CHECK_INTERVAL = 3600.0
+"""Seconds between two runs of the retention sweep of a server with ``retention_days``."""
+
 _FORBID = ConfigDict(extra="forbid", frozen=True)
+_NAMESPACE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 
 class IngressMode(str, Enum):
@@ -127,6 +142,15 @@ class IngressMode(str, Enum):
     """Each replica also serves gRPC on its own port (Ray Serve direct ingress)."""
     THROUGHPUT_OPTIMIZED = "throughput_optimized"
     """Direct ingress plus Ray Serve's throughput-optimized preset."""
+
+
+class TLSConfig(BaseModel):
+    """Certificate and private key of the TLS gRPC ports."""
+
+    model_config = _FORBID
+
+    cert_file: str = Field(min_length=1, description="PEM file with the server certificate chain.")
+    key_file: str = Field(min_length=1, description="PEM file with the unencrypted private key of the certificate.")
 
 
 class ServerConfig(BaseModel):
@@ -172,6 +196,15 @@ class ServerConfig(BaseModel):
     decision_flush_interval_seconds: float = Field(
         DEFAULT_DECISION_FLUSH_INTERVAL, gt=0, le=10, description="Seconds between decision pushes to the learners."
     )
+    log_sync_interval_seconds: float = Field(
+        DEFAULT_LOG_SYNC_INTERVAL,
+        gt=0,
+        le=60,
+        description=(
+            "Seconds a learner may keep decision records in memory before it writes them to the event log; "
+            "Reward and Activate are written before they are answered."
+        ),
+    )
     event_id_memory: int = Field(
         DEFAULT_EVENT_ID_MEMORY, ge=0, description="Recent decisions remembered per policy to replay repeated ids."
     )
@@ -203,6 +236,26 @@ class ServerConfig(BaseModel):
         "MICROBANDIT_USER_ID_KEY",
         pattern=r"^[A-Z_][A-Z0-9_]*$",
         description="Environment variable with the secret key that pseudonymizes user ids (HMAC-SHA256).",
+    )
+    user_id_key_file: str | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "File with the secret key that pseudonymizes user ids; takes precedence over user_id_key_env. "
+            "Default: the environment variable, else a random key created once as DATA_DIR/user_id.key."
+        ),
+    )
+    retention_days: float | None = Field(
+        None,
+        gt=0,
+        le=36_500,
+        description="Event-log segments whose newest record is older than this many days are deleted; none keeps all.",
+    )
+    retention_check_interval_seconds: float = Field(
+        DEFAULT_RETENTION_CHECK_INTERVAL, gt=0, description="Seconds between runs of the retention sweep."
+    )
+    tls: TLSConfig | None = Field(
+        None, description="Serve every gRPC port (proxy and replicas) over TLS with this certificate and key."
     )
 
     @model_validator(mode="after")
@@ -325,11 +378,39 @@ class PolicyConfig(BaseModel):
     require_consent: bool = Field(
         False, description="Treat requests with consent unspecified as denied (decided, but neither logged nor learned)."
     )
+    accepted_namespaces: list[str] | None = Field(
+        None,
+        description=(
+            "Data minimization: the context and action feature namespaces this policy accepts; none accepts every "
+            "namespace."
+        ),
+    )
+    undeclared_namespaces: Literal["reject", "drop"] = Field(
+        "reject",
+        description=(
+            "A namespace outside accepted_namespaces: 'reject' the request with INVALID_ARGUMENT, or 'drop' the "
+            "namespace before scoring and logging."
+        ),
+    )
 
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
         return validate_policy_name(value)
+
+    @field_validator("accepted_namespaces")
+    @classmethod
+    def _check_accepted_namespaces(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("must list at least one namespace, or be omitted to accept every namespace")
+        for name in value:
+            if not _NAMESPACE_NAME.fullmatch(name):
+                raise ValueError(f"namespace {name[:70]!r} is not 1 to 64 characters from [A-Za-z0-9_]")
+        if len(set(value)) != len(value):
+            raise ValueError(f"lists a namespace more than once: {value}")
+        return value
 
     @field_validator("exploration")
     @classmethod
@@ -358,6 +439,15 @@ class PolicyConfig(BaseModel):
             raise ValueError(f"join.default_reward {self.join.default_reward} is outside reward_range {list(self.reward_range)}")
         if self.baseline is not None:
             self.baseline.build()
+            if self.accepted_namespaces is not None:
+                for index, rule in enumerate(self.baseline.rules):
+                    for condition in rule.when:
+                        namespace = condition.feature.split(".", 1)[0]
+                        if namespace not in self.accepted_namespaces:
+                            raise ValueError(
+                                f"baseline.rules[{index}] tests {condition.feature!r}, but its namespace "
+                                f"{namespace!r} is not in accepted_namespaces {self.accepted_namespaces}"
+                            )
         self.build()
         return self
 
@@ -375,6 +465,8 @@ class PolicyConfig(BaseModel):
             learning_mode=self.learning_mode,
             baseline=self.baseline.build() if self.baseline is not None else None,
             join=self.join.build(),
+            accepted_namespaces=tuple(self.accepted_namespaces) if self.accepted_namespaces is not None else None,
+            undeclared_namespaces=self.undeclared_namespaces,
         )
 
     def settings_json(self) -> str:
@@ -451,11 +543,74 @@ def parse_config(data: object, base_dir: str | os.PathLike[str] | None = None) -
             shown = repr(value) if not isinstance(value, dict) else "{...}"
             problems.append(f"{where}: {item['msg']} (got {shown[:80]})")
         raise ConfigurationError("invalid configuration:\n  " + "\n  ".join(problems)) from None
-    if base_dir is not None and not Path(config.server.data_dir).expanduser().is_absolute():
-        absolute = (Path(base_dir) / config.server.data_dir).resolve()
-        server = config.server.model_copy(update={"data_dir": str(absolute)})
-        config = config.model_copy(update={"server": server})
+    if base_dir is not None:
+        config = _resolve_paths(config, Path(base_dir))
     return config
+
+
+def _resolve(path: str, base_dir: Path) -> str:
+    expanded = Path(path).expanduser()
+    return str(expanded if expanded.is_absolute() else (base_dir / expanded).resolve())
+
+
+def _resolve_paths(config: MicrobanditConfig, base_dir: Path) -> MicrobanditConfig:
+    """Resolve the relative paths of the server section against ``base_dir``."""
+    server = config.server
+    update: dict[str, Any] = {"data_dir": _resolve(server.data_dir, base_dir)}
+    if server.user_id_key_file is not None:
+        update["user_id_key_file"] = _resolve(server.user_id_key_file, base_dir)
+    if server.tls is not None:
+        update["tls"] = TLSConfig(
+            cert_file=_resolve(server.tls.cert_file, base_dir), key_file=_resolve(server.tls.key_file, base_dir)
+        )
+    return config.model_copy(update={"server": server.model_copy(update=update)})
+
+
+def _check_readable(path: str, field: str) -> bytes:
+    try:
+        content = Path(path).read_bytes()
+    except OSError as error:
+        raise ConfigurationError(f"{field}: cannot read {path}: {error.strerror}") from None
+    if not content.strip():
+        raise ConfigurationError(f"{field}: {path} is empty")
+    return content
+
+
+def check_environment(config: MicrobanditConfig) -> None:
+    """Check what the configuration names outside itself, before the server starts.
+
+    The data directory must be a directory this process can create and
+    write; the user-id key file and the TLS certificate and key must be
+    readable, non-empty files, and the certificate and key must be PEM.
+
+    Raises
+    ------
+    ConfigurationError
+        Naming the field, the path and the reason.
+    """
+    server = config.server
+    data_dir = config.data_path()
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        probe = data_dir / f".write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigurationError(
+            f"server.data_dir: {data_dir} is not a writable directory ({error.strerror}); "
+            "choose another directory or fix its permissions"
+        ) from None
+    if server.user_id_key_file is not None:
+        _check_readable(server.user_id_key_file, "server.user_id_key_file")
+    if server.tls is not None:
+        certificate = _check_readable(server.tls.cert_file, "server.tls.cert_file")
+        if b"-----BEGIN CERTIFICATE-----" not in certificate:
+            raise ConfigurationError(f"server.tls.cert_file: {server.tls.cert_file} holds no PEM certificate")
+        key = _check_readable(server.tls.key_file, "server.tls.key_file")
+        if b"PRIVATE KEY-----" not in key or b"ENCRYPTED" in key:
+            raise ConfigurationError(
+                f"server.tls.key_file: {server.tls.key_file} holds no unencrypted PEM private key"
+            )
 
 
 def default_config_text() -> str:

@@ -9,7 +9,6 @@ decision records for the learners. The Ray Serve deployment in
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import math
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from bandit.errors import BackpressureError
 from bandit.events import DecisionRecord
 from bandit.policy import Policy
+from bandit.privacy import keyed_pseudonym
 from bandit.settings import PolicySettings
 from protos.microbandit.v1 import decision_service_pb2 as pb
 from serving._private.convert import (
@@ -41,8 +41,8 @@ logger = logging.getLogger(__name__)
 
 
 def pseudonymize(user_id: str, key: bytes) -> str:
-    """Return the keyed pseudonym of a user id: HMAC-SHA256, 32 hexadecimal characters."""
-    return hmac.new(key, user_id.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:32]
+    """Return the keyed pseudonym of a user id, as :class:`bandit.privacy.Pseudonymizer` computes it."""
+    return keyed_pseudonym(key, user_id)
 
 
 @dataclass
@@ -80,7 +80,8 @@ class DeciderCore:
     config : MicrobanditConfig
         The validated configuration.
     user_id_key : bytes
-        Secret key of :func:`pseudonymize`.
+        Secret key of :func:`pseudonymize`; the server loads it with
+        :func:`bandit.privacy.load_pseudonym_key`, which requires 16 bytes or more.
     clock : callable
         Returns the current time in seconds since the Unix epoch.
     new_event_id : callable, optional

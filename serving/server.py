@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bandit.errors import ConfigurationError
-from serving.config import DEFAULT_APPLICATION_NAME, IngressMode, MicrobanditConfig, ServerConfig
+from serving._private.retention import RetentionSweeper
+from serving.config import DEFAULT_APPLICATION_NAME, IngressMode, MicrobanditConfig, ServerConfig, check_environment
 
 __all__ = ["RunningServer", "ray_environment", "start_server", "stop_server", "serve_forever", "ROUTE_PREFIX"]
 
@@ -60,6 +61,8 @@ class RunningServer:
     proxy_address: str
     replica_addresses: list[str]
     learners: dict[str, Any] = field(default_factory=dict)
+    lock_descriptor: int | None = None
+    retention: RetentionSweeper | None = None
 
     @property
     def addresses(self) -> list[str]:
@@ -139,13 +142,49 @@ def start_server(config: MicrobanditConfig, http_port: int | None = None) -> Run
     http_port : int, optional
         Port of Serve's HTTP proxy (health routes only), on 127.0.0.1;
         default ``grpc_port - 1``.
+
+    The server holds the data directory's lock (``server.lock``) until
+    :func:`stop_server`, and with ``server.retention_days`` runs the
+    retention sweep on a thread of this process.
+
+    Raises
+    ------
+    ConfigurationError
+        If the data directory is not writable, a key, token or TLS file is
+        missing, or a port is taken; the message names the field.
+    DataDirectoryInUseError
+        If another server holds the data directory.
     """
     server = config.server
-    from serving._private.keys import load_auth_token
+    from bandit.maintenance import acquire_data_dir_lock
+    from serving._private.keys import load_auth_token, load_user_id_key
 
-    load_auth_token(config)  # fail before Ray starts, not in every replica
+    # Fail before Ray starts, with the field named, not later in every replica.
+    check_environment(config)
+    load_auth_token(config)
     _check_ports_free({"server.grpc_port": server.grpc_port, "--http-port": http_port or server.grpc_port - 1})
+    lock_descriptor = acquire_data_dir_lock(config.data_path())
+    try:
+        load_user_id_key(config)
+        running = _start_ray_and_app(config, http_port, lock_descriptor)
+    except BaseException:
+        os.close(lock_descriptor)
+        raise
+    if server.retention_days is not None:
+        running.retention = RetentionSweeper(
+            config.data_path(), server.retention_days, server.retention_check_interval_seconds, time.time
+        )
+        running.retention.start()
+    return running
+
+
+def _start_ray_and_app(config: MicrobanditConfig, http_port: int | None, lock_descriptor: int) -> RunningServer:
+    server = config.server
+    from serving._private.tls import tls_environment
+
     os.environ.update(ray_environment(server))
+    tls = server.tls
+    os.environ.update(tls_environment(tls.cert_file if tls else None, tls.key_file if tls else None))
     import ray
     from ray import serve
     from ray.serve.config import gRPCOptions, HTTPOptions
@@ -181,6 +220,7 @@ def start_server(config: MicrobanditConfig, http_port: int | None = None) -> Run
         proxy_address=f"127.0.0.1:{server.grpc_port}",
         replica_addresses=_replica_addresses(config),
         learners=learners,
+        lock_descriptor=lock_descriptor,
     )
     logger.info("server started in %.1f s", time.monotonic() - started)
     return running
@@ -204,6 +244,11 @@ def stop_server(running: RunningServer) -> None:
         ray.kill(learner, no_restart=True)
     serve.shutdown()
     ray.shutdown()
+    if running.retention is not None:
+        running.retention.stop()
+    if running.lock_descriptor is not None:
+        os.close(running.lock_descriptor)
+        running.lock_descriptor = None
     logger.info("server stopped")
 
 
@@ -221,9 +266,13 @@ def serve_forever(config: MicrobanditConfig, http_port: int | None = None) -> in
     for sig in previous:
         signal.signal(sig, request_stop)
     try:
-        print(f"microbandit: gRPC DecisionService on {running.proxy_address} (Ray Serve proxy)", flush=True)
+        security = ", TLS" if config.server.tls is not None else ""
+        print(f"microbandit: gRPC DecisionService on {running.proxy_address} (Ray Serve proxy{security})", flush=True)
         for address in running.replica_addresses:
-            print(f"microbandit: gRPC DecisionService on {address} (decider replica, direct ingress)", flush=True)
+            print(
+                f"microbandit: gRPC DecisionService on {address} (decider replica, direct ingress{security})",
+                flush=True,
+            )
         print(f"microbandit: data directory {config.data_path()}", flush=True)
         print("microbandit: ready", flush=True)
         while not stop.wait(1.0):

@@ -3,38 +3,33 @@
 from __future__ import annotations
 
 import os
-import secrets
 
 from bandit.errors import ConfigurationError
+from bandit.privacy import load_pseudonym_key
 from serving.config import MicrobanditConfig
 
 __all__ = ["load_user_id_key", "load_auth_token"]
 
-_KEY_BYTES = 32
-
 
 def load_user_id_key(config: MicrobanditConfig) -> bytes:
-    """Return the user-id pseudonymization key.
+    """Return the user-id pseudonymization key of a server.
 
-    The key is the value of the environment variable named by
-    ``server.user_id_key_env`` when it is set. Otherwise it is a random key
-    created once in the data directory (``user_id.key``, mode 0600), so
-    pseudonyms stay stable across restarts.
+    The first source present wins: the file ``server.user_id_key_file``,
+    the environment variable named by ``server.user_id_key_env``, then a
+    random key created once in the data directory (``user_id.key``, mode
+    0600), so pseudonyms stay stable across restarts.
+
+    Raises
+    ------
+    ConfigurationError
+        If the key file cannot be read or a key is shorter than 16 bytes.
     """
-    from_env = os.environ.get(config.server.user_id_key_env)
-    if from_env:
-        return from_env.encode("utf-8")
-    path = config.data_path() / "user_id.key"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    server = config.server
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes()
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(secrets.token_bytes(_KEY_BYTES))
-        handle.flush()
-        os.fsync(handle.fileno())
-    return path.read_bytes()
+        return load_pseudonym_key(server.user_id_key_file, server.user_id_key_env, config.data_path(), create=True)
+    except ValueError as error:
+        field = "server.user_id_key_file" if server.user_id_key_file else "server.user_id_key_env"
+        raise ConfigurationError(f"{field}: {error}") from None
 
 
 def load_auth_token(config: MicrobanditConfig) -> str | None:

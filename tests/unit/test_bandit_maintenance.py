@@ -23,10 +23,10 @@ def test_pseudonym_is_keyed_and_stable():
 
 
 def test_key_loading(tmp_path, monkeypatch):
-    monkeypatch.delenv("MICROBANDIT_PSEUDONYM_KEY", raising=False)
+    monkeypatch.delenv("MICROBANDIT_USER_ID_KEY", raising=False)
     with pytest.raises(ValueError, match="no pseudonymization key"):
         load_pseudonym_key()
-    monkeypatch.setenv("MICROBANDIT_PSEUDONYM_KEY", "tiny-k3y")
+    monkeypatch.setenv("MICROBANDIT_USER_ID_KEY", "tiny-k3y")
     with pytest.raises(ValueError, match="shorter than 16 bytes") as info:
         load_pseudonym_key()
     assert "tiny-k3y" not in str(info.value)
