@@ -101,7 +101,8 @@ def context_from_json(text: str) -> Namespaces:
 
 def actions_to_json(actions: Sequence[Action]) -> str:
     """Serialize actions (id and features) as canonical JSON."""
-    return json.dumps([a.to_dict() for a in actions], sort_keys=True, separators=(",", ":"))
+    # Action.key is each action's canonical JSON, computed once at construction.
+    return "[" + ",".join(a.key for a in actions) + "]"
 
 
 def actions_from_json(text: str) -> tuple[Action, ...]:
