@@ -122,6 +122,17 @@ class RewardJoiner:
         """Return whether ``event_id`` was joined recently."""
         return event_id in self._closed
 
+    def restore_closed(self, event_id: str, reward_ids: set[str]) -> None:
+        """Remember an event joined before a restart, with the reward ids counted for it.
+
+        A decision sent again for it is then recognized as already recorded,
+        and a retried reward as a duplicate.
+        """
+        self._closed[event_id] = set(reward_ids)
+        self._closed.move_to_end(event_id)
+        if len(self._closed) > self.settings.closed_memory:
+            self._closed.popitem(last=False)
+
     # -- decisions --------------------------------------------------------------
 
     def add_decision(self, decision: DecisionRecord) -> list[JoinedEvent]:

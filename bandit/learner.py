@@ -123,6 +123,16 @@ class Learner:
                 f"checkpoint of policy {self.settings.name!r} has learned {self.policy.examples_learned} examples "
                 f"but the event log holds only {learnable_seen} learnable joined events"
             )
+        # Joined events stay known, so that a decision a decider sends again
+        # after a learner crash is not recorded twice.
+        reward_ids: dict[str, set[str]] = {}
+        for record in records:
+            if isinstance(record, RewardRecord) and record.reward_id is not None:
+                reward_ids.setdefault(record.event_id, set()).add(record.reward_id)
+        for record in records:
+            if isinstance(record, JoinedEvent):
+                event_id = record.decision.event_id
+                self.joiner.restore_closed(event_id, reward_ids.get(event_id, set()))
         # Rebuild the join state of decisions logged but not joined yet.
         for record in records:
             if isinstance(record, DecisionRecord) and record.event_id not in joined_ids:

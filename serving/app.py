@@ -20,7 +20,9 @@ config=FILE`` and ``serve deploy``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ import ray
 from ray import serve
 
 from bandit.errors import UnknownEventError
+from bandit.eventlog import write_batch
 from bandit.events import DecisionRecord, RewardStatus
 from bandit.join import ActivationStatus
 from protos.microbandit.v1 import decision_service_pb2 as pb
@@ -37,7 +40,7 @@ from serving._private.keys import load_auth_token, load_user_id_key
 from serving._private.transport import ActionDecoder, PackedDecision, pack_decisions
 from serving.config import MicrobanditConfig, load_config
 from serving.decider import DeciderCore
-from serving.errors import LearnerUnavailableError, status_for
+from serving.errors import status_for
 from serving.learner import UNKNOWN_EVENT, LearnerService
 
 __all__ = [
@@ -66,6 +69,16 @@ _UNKNOWN_EVENT_WAIT_FLUSHES = 3
 # intervals, so that a decision still buffered in another replica arrives first.
 
 
+_LEARNER_INFO_TIMEOUT = 2.0
+# Seconds GetPolicy waits for the learner before it answers from the replica.
+
+
+def _consume_exception(task: asyncio.Task[None]) -> None:
+    # The exception of a background push is logged where it is raised.
+    if not task.cancelled():
+        task.exception()
+
+
 def learner_actor_name(policy: str) -> str:
     """Return the Ray actor name of a policy's learner."""
     return f"learner-{policy}"
@@ -76,7 +89,15 @@ class LearnerActor:
     """Ray actor around :class:`~serving.learner.LearnerService`.
 
     Methods run on one event loop, one at a time between awaits, so the
-    service needs no locks. A timer task ticks the service every 0.1 s.
+    service needs no locks. A timer task ticks the service every 0.1 s and
+    writes buffered records to the event log every
+    ``log_sync_interval_seconds``.
+
+    Reward and Activate answer only after their record, and every record
+    appended before it, is in a complete, fsynced segment (group commit:
+    one segment write serves every call that arrived while the previous
+    write ran). Segments are written in a worker thread so that decisions
+    and model requests keep flowing meanwhile.
     """
 
     def __init__(self, config_json: str, policy: str) -> None:
@@ -86,6 +107,9 @@ class LearnerActor:
         self._decoder = ActionDecoder()
         self._closed = False
         self._timer: asyncio.Task[None] | None = None
+        self._writing: asyncio.Task[None] | None = None
+        self.group_commits = 0
+        self.committed_calls = 0
 
     def _ensure_timer(self) -> None:
         if self._timer is None:
@@ -94,10 +118,63 @@ class LearnerActor:
     async def _run_timer(self) -> None:
         while not self._closed:
             try:
+                if self.service.flush_due():
+                    await self._make_durable()
+                await self._wait_for_writer()
                 self.service.tick()
             except Exception:  # the next tick retries, and the traceback is logged
                 logger.exception("learner tick of policy %r failed", self.service.settings.name)
             await asyncio.sleep(_TICK_INTERVAL)
+
+    # -- durability -----------------------------------------------------------
+
+    async def _wait_for_writer(self) -> None:
+        """Wait until no segment write is in flight, so a synchronous flush may run."""
+        while self._writing is not None:
+            try:
+                await asyncio.shield(self._writing)
+            except Exception:  # the caller that started the write reports it
+                pass
+
+    async def _make_durable(self) -> None:
+        """Return once every record appended so far is in a complete segment.
+
+        Raises
+        ------
+        EventLogError
+            If the segment cannot be written; the records stay buffered and
+            the next write retries them.
+        """
+        log = self.service.learner.log
+        if log is None:
+            return
+        target = log.appended
+        while log.durable < target:
+            if self._writing is None:
+                self._writing = asyncio.get_running_loop().create_task(self._write_segment())
+            await asyncio.shield(self._writing)
+
+    async def _write_segment(self) -> None:
+        log = self.service.learner.log
+        assert log is not None
+        try:
+            batch = log.take_batch()
+            if batch is None:
+                return
+            try:
+                await asyncio.to_thread(write_batch, batch)
+            except BaseException:
+                log.restore_batch(batch)
+                raise
+            log.commit_batch(batch)
+            self.service.mark_flushed()
+            self.group_commits += 1
+        finally:
+            self._writing = None
+
+    async def _commit(self) -> None:
+        self.committed_calls += 1
+        await self._make_durable()
 
     async def ready(self) -> int:
         """Start the timer and return the published model version."""
@@ -113,7 +190,9 @@ class LearnerActor:
         """Record a reward, waiting briefly for a decision still in flight; return its status value."""
         self._ensure_timer()
         await self._wait_for_decision(event_id)
-        return self.service.reward(event_id, value, reward_id, timestamp).value
+        status = self.service.reward(event_id, value, reward_id, timestamp)
+        await self._commit()
+        return status.value
 
     async def _wait_for_decision(self, event_id: str) -> None:
         # Another replica may still buffer the decision, for at most one flush interval.
@@ -126,15 +205,19 @@ class LearnerActor:
         """Activate a deferred decision, waiting briefly for a decision still in flight."""
         self._ensure_timer()
         await self._wait_for_decision(event_id)
-        return self.service.activate(event_id, timestamp)
+        status = self.service.activate(event_id, timestamp)
+        if status != UNKNOWN_EVENT:
+            await self._commit()
+        return status
 
-    async def latest_model(self, known_version: int) -> tuple[int, bytes, int] | None:
-        """Return (version, checkpoint bytes, pending decisions) when newer than ``known_version``."""
+    async def latest_model(self, known_version: int) -> tuple[int, bytes, int, float] | None:
+        """Return (version, checkpoint bytes, pending decisions, publication time) when newer than ``known_version``."""
         self._ensure_timer()
         published = self.service.latest_model(known_version)
         if published is None:
             return None
-        return published.version, published.checkpoint, self.service.learner.joiner.pending_count
+        pending = self.service.learner.joiner.pending_count
+        return published.version, published.checkpoint, pending, published.published_at
 
     async def pending(self) -> int:
         """Return the number of decisions waiting for their reward window."""
@@ -146,13 +229,24 @@ class LearnerActor:
 
     async def checkpoint(self) -> int:
         """Flush the log and checkpoint now; return the model version."""
+        await self._wait_for_writer()
         self.service.checkpoint()
         return self.service.published.version
+
+    async def durability(self) -> dict[str, int]:
+        """Return the counters of the event-log writes: segments, group commits and calls that waited for one."""
+        log = self.service.learner.log
+        return {
+            "segments_written": log.segments_written if log is not None else 0,
+            "group_commits": self.group_commits,
+            "committed_calls": self.committed_calls,
+        }
 
     async def close(self) -> int:
         """Write the final checkpoint and stop the timer; return the model version."""
         if not self._closed:
             self._closed = True
+            await self._wait_for_writer()
             self.service.close()
         return self.service.published.version
 
@@ -192,6 +286,18 @@ class Decider:
         )
         self.learners = {p.name: get_or_create_learner(self.config, p.name) for p in self.config.policies}
         self._pushes: dict[asyncio.Task[None], str] = {}
+        # Per policy: when the model in use was published (learner clock,
+        # seconds since the epoch), and decision records dropped here.
+        self._model_published_at = {name: time.time() for name in self.learners}
+        self._decisions_dropped = {name: 0 for name in self.learners}
+        # Records the learner accepted but may not have written yet: a
+        # learner that dies loses up to log_sync_interval_seconds of them,
+        # so they are sent again after a failed push (the learner drops
+        # event ids it already logged).
+        self._retain_seconds = 2 * self.config.server.log_sync_interval_seconds + 1.0
+        self._unwritten: dict[str, collections.deque[tuple[float, list[DecisionRecord]]]] = {
+            name: collections.deque() for name in self.learners
+        }
         for name, learner in self.learners.items():
             await learner.ready.remote()
             await self._update_model(name, learner)
@@ -209,9 +315,10 @@ class Decider:
         if published is None:
             slot.learner_pending = await learner.pending.remote()
             return
-        version, checkpoint, pending = published
+        version, checkpoint, pending, published_at = published
         slot.learner_pending = pending
         self.core.install_model(name, checkpoint)
+        self._model_published_at[name] = published_at or time.time()
         logger.info("policy %r now decides with model version %d", name, version)
 
     async def _model_loop(self, name: str) -> None:
@@ -251,10 +358,33 @@ class Decider:
             await reference
         except Exception:
             # The learner deduplicates event ids, so sending these again is safe.
+            retained = self._unwritten[name]
+            if retained:
+                logger.warning(
+                    "resending %d decisions of policy %r accepted by the learner in the last %.1f s",
+                    sum(len(batch) for _, batch in retained),
+                    name,
+                    self._retain_seconds,
+                )
+                records = [record for _, batch in retained for record in batch] + records
+                retained.clear()
             dropped = self.core.return_to_buffer(name, records)
-            logger.exception("pushing %d decisions of policy %r failed; %d dropped", len(records), name, dropped)
+            self._decisions_dropped[name] += dropped
+            logger.exception(
+                "pushing %d decisions of policy %r failed; %d dropped (%d since start), the rest are resent",
+                len(records),
+                name,
+                dropped,
+                self._decisions_dropped[name],
+            )
             if reraise:
                 raise
+            return
+        now = time.monotonic()
+        retained = self._unwritten[name]
+        retained.append((now, records))
+        while retained and now - retained[0][0] > self._retain_seconds:
+            retained.popleft()
 
     async def _flush_loop(self) -> None:
         interval = self.config.server.decision_flush_interval_seconds
@@ -326,12 +456,33 @@ class Decider:
         except Exception as error:
             return self._fail(grpc_context, error, pb.ActivateResponse())
 
+    def _local_policy_info(self, name: str) -> pb.PolicyInfo:
+        """Return what this replica knows of a policy while its learner is unreachable."""
+        slot = self.core.slots[name]
+        published = slot.model_version > 0
+        return pb.PolicyInfo(
+            name=name,
+            settings_json=slot.config.settings_json(),
+            vw_args=slot.settings.vw_command(),
+            learning_mode=learning_mode_to_proto(slot.settings.learning_mode),
+            model_version=slot.model_version,
+            last_model_update_unix_seconds=self._model_published_at[name] if published else 0.0,
+            apprentice_match_rate=math.nan,
+            model_update_interval_seconds=slot.config.model_update_interval_seconds,
+            model_age_seconds=max(0.0, time.time() - self._model_published_at[name]) if published else 0.0,
+            learner_available=False,
+            decisions_lost=self._decisions_dropped[name],
+        )
+
     async def _policy_info(self, name: str) -> pb.PolicyInfo:
         try:
             info = await self.learners[name].info.remote()
         except ray.exceptions.RayActorError as error:
-            raise LearnerUnavailableError(f"the learner of policy {name!r} is unavailable; retry later") from error
+            logger.warning("learner of policy %r is unreachable, GetPolicy answers from the replica: %s", name, error)
+            return self._local_policy_info(name)
         mode = self.core.slots[name].settings.learning_mode
+        slot = self.core.slots[name]
+        model_age = max(0.0, time.time() - self._model_published_at[name]) if slot.model_version > 0 else 0.0
         return pb.PolicyInfo(
             name=info["name"],
             settings_json=info["settings_json"],
@@ -345,6 +496,9 @@ class Decider:
             apprentice_match_rate=info["apprentice_match_rate"],
             pending_decisions=info["pending"],
             model_update_interval_seconds=info["model_update_interval"],
+            model_age_seconds=model_age,
+            learner_available=True,
+            decisions_lost=self._decisions_dropped[name] + int(info["dropped_decisions"]),
         )
 
     async def GetPolicy(self, request: pb.GetPolicyRequest, grpc_context: Any) -> pb.PolicyInfo:  # noqa: N802
@@ -352,8 +506,18 @@ class Decider:
             self.core.authenticate(grpc_context.invocation_metadata())
             self.core.check_size(request)
             slot = self.core.slot(request.policy)
-            await self._push(slot.settings.name, wait=True)
-            return await self._policy_info(slot.settings.name)
+            name = slot.settings.name
+            # A restarting learner may hold calls until it is back; GetPolicy
+            # must still answer, so it waits a bounded time. The push goes on
+            # in the background, and failed records return to the buffer.
+            push = asyncio.get_running_loop().create_task(self._push(name, wait=True))
+            push.add_done_callback(_consume_exception)
+            try:
+                await asyncio.wait_for(asyncio.shield(push), _LEARNER_INFO_TIMEOUT)
+                return await asyncio.wait_for(self._policy_info(name), _LEARNER_INFO_TIMEOUT)
+            except (ray.exceptions.RayActorError, asyncio.TimeoutError) as error:
+                logger.warning("learner of policy %r did not answer, GetPolicy answers from the replica: %r", name, error)
+                return self._local_policy_info(name)
         except Exception as error:
             return self._fail(grpc_context, error, pb.PolicyInfo())
 

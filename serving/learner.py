@@ -6,8 +6,9 @@ Decision records arrive in batches from several deciders, and a repeated
 event id keeps the first. A periodic :meth:`LearnerService.tick` closes
 reward windows, flushes the log, publishes model versions and checkpoints.
 The checkpoint bytes of the newest published model wait for the deciders.
-The Ray actor in :mod:`serving.app` is a thin wrapper; unit tests drive this
-class with a fake clock.
+The Ray actor in :mod:`serving.app` is a thin wrapper that also makes each
+Reward and Activate durable before it answers; unit tests drive this class
+with a fake clock.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ __all__ = ["LearnerService", "PublishedModel", "UNKNOWN_EVENT", "VERSION_FILE_NA
 
 logger = logging.getLogger(__name__)
 
-LOG_FLUSH_INTERVAL = 5.0
-"""Maximum time, in seconds, a logged record stays buffered before it is written to a segment."""
 
 VERSION_FILE_NAME = "published_version"
 """File in a policy's data directory with the newest model version published to the deciders."""
@@ -70,7 +69,7 @@ class LearnerService:
         self.settings = policy.build()
         self._clock = clock
         self._checkpoint_interval = server.checkpoint_interval_seconds
-        self._log_flush_interval = min(server.checkpoint_interval_seconds, LOG_FLUSH_INTERVAL)
+        self._log_flush_interval = min(server.checkpoint_interval_seconds, server.log_sync_interval_seconds)
         directory = policy_data_dir(server.data_dir, policy.name)
         self.learner = Learner(self.settings, directory)
         self._version_path = directory / VERSION_FILE_NAME
@@ -162,8 +161,21 @@ class LearnerService:
 
     # -- timers -----------------------------------------------------------------
 
+    def flush_due(self) -> bool:
+        """Return whether records are buffered and the log-sync interval has passed since the last flush."""
+        log = self.learner.log
+        return log is not None and log.buffered > 0 and self._clock() - self._last_flush >= self._log_flush_interval
+
+    def mark_flushed(self) -> None:
+        """Restart the log-sync interval after a flush made outside :meth:`tick`."""
+        self._last_flush = self._clock()
+
     def tick(self) -> bool:
         """Close ended reward windows and run the due flush, publication and checkpoint.
+
+        The flush and the checkpoint write to the event log synchronously, so
+        the caller must not have a segment batch in flight
+        (:meth:`bandit.eventlog.EventLog.take_batch`).
 
         Returns
         -------
