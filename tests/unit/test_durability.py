@@ -1,0 +1,145 @@
+"""Event-log batches for group commit, and the learner's log-sync interval."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from pathlib import Path
+
+import pytest
+
+from bandit.errors import EventLogError
+from bandit.eventlog import EventLog, list_segments, read_records, write_batch
+from bandit.events import RewardRecord, RewardStatus
+from protos.microbandit.v1 import decision_service_pb2 as pb
+from serving.config import parse_config
+from serving.decider import DeciderCore
+from serving.learner import LearnerService
+
+START = 1_800_000_000.0
+
+
+def _reward(index: int) -> RewardRecord:
+    return RewardRecord(f"e{index}", "p", START + index, 1.0, f"r{index}")
+
+
+def test_batch_detaches_buffer_and_counts_durable(tmp_path: Path) -> None:
+    log = EventLog(tmp_path)
+    log.extend([_reward(0), _reward(1)])
+    batch = log.take_batch()
+    assert batch is not None
+    log.append(_reward(2))
+
+    assert log.appended == 3
+    assert log.durable == 0
+    assert log.buffered == 1
+    write_batch(batch)
+    log.commit_batch(batch)
+    assert log.durable == 2
+    assert log.segments_written == 1
+    log.flush()
+    assert log.durable == 3
+    assert [r.event_id for r in read_records(tmp_path)] == ["e0", "e1", "e2"]
+
+
+def test_second_batch_waits_for_first(tmp_path: Path) -> None:
+    log = EventLog(tmp_path)
+    log.append(_reward(0))
+    batch = log.take_batch()
+    assert batch is not None
+    log.append(_reward(1))
+    with pytest.raises(EventLogError, match="still being written"):
+        log.take_batch()
+    with pytest.raises(EventLogError, match="still being written"):
+        log.flush()
+
+
+def test_failed_batch_restored_in_order(tmp_path: Path) -> None:
+    log = EventLog(tmp_path)
+    log.extend([_reward(0), _reward(1)])
+    batch = log.take_batch()
+    assert batch is not None
+    log.append(_reward(2))
+    log.restore_batch(batch)
+
+    assert log.buffered == 3
+    assert log.durable == 0
+    log.flush()
+    assert [r.event_id for r in read_records(tmp_path)] == ["e0", "e1", "e2"]
+    assert [p.name[:19] for p in list_segments(tmp_path)] == ["events-000000000000"]
+
+
+def test_batch_written_from_other_thread(tmp_path: Path) -> None:
+    log = EventLog(tmp_path)
+    log.extend([_reward(i) for i in range(5)])
+    batch = log.take_batch()
+    assert batch is not None
+    writer = threading.Thread(target=write_batch, args=(batch,))
+    writer.start()
+    log.extend([_reward(i) for i in range(5, 8)])
+    writer.join()
+    log.commit_batch(batch)
+    log.flush()
+    assert [r.event_id for r in read_records(tmp_path)] == [f"e{i}" for i in range(8)]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_flush_due_after_log_sync_interval(tmp_path: Path) -> None:
+    config = parse_config(
+        {
+            "server": {"data_dir": str(tmp_path), "log_sync_interval_seconds": 0.5},
+            "policies": [{"name": "p1", "join": {"reward_wait_time_seconds": 60}}],
+        }
+    )
+    clock = FakeClock()
+    service = LearnerService(config.policies[0], config.server, clock)
+    assert service.flush_due() is False
+
+    service.reward("unknown-1", 1.0, None, clock.now)
+    clock.now += 0.4
+    assert service.flush_due() is False
+    clock.now += 0.1
+    assert service.flush_due() is True
+    service.tick()
+    assert service.flush_due() is False
+    assert service.learner.log is not None
+    assert service.learner.log.durable == 1
+
+
+def test_restart_recognizes_resent_joined_decision(tmp_path: Path) -> None:
+    config = parse_config(
+        {
+            "server": {"data_dir": str(tmp_path)},
+            "policies": [{"name": "p1", "join": {"reward_wait_time_seconds": 60, "aggregation": "earliest"}}],
+        }
+    )
+    clock = FakeClock()
+    counter = itertools.count()
+    core = DeciderCore(config, b"0123456789abcdef0123456789abcdef", clock, new_event_id=lambda: f"e{next(counter)}")
+    request = pb.ChooseRequest(
+        policy="p1",
+        context={"u": pb.Namespace(features={"s": pb.FeatureValue(string_value="x")})},
+        actions=[pb.Action(id="a"), pb.Action(id="b")],
+    )
+    core.choose(request)
+    core.choose(request)
+    records = core.take_buffer("p1")
+    core.close()
+
+    first = LearnerService(config.policies[0], config.server, clock)
+    assert first.submit_decisions(records) == 2
+    assert first.reward("e0", 1.0, "r0", clock.now) is RewardStatus.ACCEPTED
+    first.learner.flush()  # what the actor does before acknowledging the reward
+
+    restarted = LearnerService(config.policies[0], config.server, clock)
+    assert restarted.submit_decisions(records) == 0
+    assert restarted.duplicate_decisions == 2
+    assert restarted.reward("e0", 1.0, "r0", clock.now) is RewardStatus.DUPLICATE
+    assert restarted.learner.policy.examples_learned == 1
