@@ -36,6 +36,7 @@ from bandit.events import DecisionRecord, RewardStatus
 from bandit.join import ActivationStatus
 from protos.microbandit.v1 import decision_service_pb2 as pb
 from serving._private.convert import learning_mode_to_proto, reward_status_to_proto
+from serving._private.grpc_service import SERVICER_FUNCTION as GRPC_SERVICER_FUNCTION
 from serving._private.keys import load_auth_token, load_user_id_key
 from serving._private.transport import ActionDecoder, PackedDecision, pack_decisions
 from serving.config import MicrobanditConfig, load_config
@@ -56,7 +57,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SERVICER_FUNCTION = "protos.microbandit.v1.decision_service_pb2_grpc.add_DecisionServiceServicer_to_server"
+SERVICER_FUNCTION = GRPC_SERVICER_FUNCTION
 """Import path Ray Serve's gRPC options need to register the service."""
 LEARNER_NAMESPACE = "microbandit"
 """Ray namespace of the learner actors."""

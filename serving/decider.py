@@ -32,6 +32,7 @@ from serving._private.convert import (
     validate_event_id,
     validate_optional_id,
 )
+from serving._private.grpc_service import UndecodableRequest
 from serving.config import MicrobanditConfig, PolicyConfig
 from serving.errors import AuthenticationError, MessageTooLargeError, UnknownPolicyError
 
@@ -108,6 +109,15 @@ class DeciderCore:
         for policy_config in config.policies:
             settings = policy_config.build()
             self.slots[policy_config.name] = PolicySlot(policy_config, settings, Policy(settings))
+            if settings.accepted_namespaces is not None:
+                logger.info(
+                    "policy %r accepts only the namespaces %s and %s",
+                    settings.name,
+                    list(settings.accepted_namespaces),
+                    "rejects requests with others"
+                    if settings.undeclared_namespaces == "reject"
+                    else "drops others before scoring and logging",
+                )
 
     # -- lookups ------------------------------------------------------------
 
@@ -147,7 +157,9 @@ class DeciderCore:
         return self.slot(name, field_name)
 
     def check_size(self, message: object) -> None:
-        """Reject a message larger than ``server.max_message_bytes``."""
+        """Reject an undecodable message or one larger than ``server.max_message_bytes``."""
+        if isinstance(message, UndecodableRequest):
+            raise ValueError(f"request is not a valid {message.type_name} message: {message.error}")
         size = message.ByteSize()  # type: ignore[attr-defined]
         limit = self.config.server.max_message_bytes
         if size > limit:
@@ -300,6 +312,8 @@ class DeciderCore:
         """
         slot = self.slots[policy]
         fresh = Policy.from_checkpoint(checkpoint, slot.settings)
+        # Each dropped namespace is logged once per replica, not once per model version.
+        fresh._dropped_reported = slot.policy._dropped_reported
         old, slot.policy = slot.policy, fresh
         old.close()
         return fresh.model_version

@@ -189,7 +189,8 @@ def _start_ray_and_app(config: MicrobanditConfig, http_port: int | None, lock_de
     from ray import serve
     from ray.serve.config import gRPCOptions, HTTPOptions
 
-    from serving.app import SERVICER_FUNCTION, build_application, get_or_create_learner
+    from serving._private.grpc_service import SERVICER_FUNCTION
+    from serving.app import build_application, get_or_create_learner
 
     config.data_path().mkdir(parents=True, exist_ok=True)
     started = time.monotonic()

@@ -29,6 +29,10 @@ MAX_MESSAGE_BYTES = 64 * 1024
 MAX_ACTIONS = 20
 SYNTHETIC_POLICY = "synthetic"
 CONSENT_POLICY = "strict_consent"
+FUZZ_POLICY = "fuzz"
+FUZZ_MAX_ACTIONS = 5000
+MINIMAL_POLICY = "minimal"
+MINIMAL_NAMESPACES = ["user", "look"]
 AUTH_TOKEN_ENV = "MICROBANDIT_TEST_TOKEN"
 _ADDRESS_LINE = re.compile(r"microbandit: gRPC DecisionService on (\S+) \((.+)\)")
 _REPO = Path(__file__).resolve().parents[2]
@@ -83,6 +87,23 @@ def server_config(
                 "name": CONSENT_POLICY,
                 "require_consent": True,
                 "model_update_interval_seconds": 0.5,
+            },
+            {
+                # Receives the random and hostile requests of test_fuzz.py, away from the other policies' models.
+                "name": FUZZ_POLICY,
+                "max_actions": FUZZ_MAX_ACTIONS,
+                "reward_range": [-1.0, 1.0],
+                "model_update_interval_seconds": 0.5,
+                "join": {"reward_wait_time_seconds": 600, "aggregation": "earliest"},
+            },
+            {
+                # Data minimization and erasure of test_privacy.py: undeclared namespaces are dropped.
+                "name": MINIMAL_POLICY,
+                "accepted_namespaces": MINIMAL_NAMESPACES,
+                "undeclared_namespaces": "drop",
+                "seed": 11,
+                "model_update_interval_seconds": 0.5,
+                "join": {"reward_wait_time_seconds": 600, "aggregation": "earliest"},
             },
         ],
     }
