@@ -10,6 +10,15 @@ erasure) write a replacement segment the same way and then delete the old one.
 Segment names are ``events-<sequence>-<nonce>.parquet`` with a zero-padded
 sequence number, so the lexical order of names is the order of writing.
 
+A writer that makes every acknowledged record durable writes many small
+segments. :meth:`EventLog.take_merge` and :func:`write_merge` merge the
+segments a log wrote into one, named
+``events-<last>-<nonce>-merged-<first>.parquet``: it contains segments
+``first`` to ``last`` in order, and replaces them. The merged segment is
+complete before the small ones are deleted, so a crash in between leaves
+both; :func:`list_segments` then hides the covered ones, and opening the log
+deletes them.
+
 A writer that must not block while a segment is written (the server's
 learner, which acknowledges a reward only once it is durable) splits a flush
 in three: :meth:`EventLog.take_batch` detaches the buffered records,
@@ -36,19 +45,61 @@ import pyarrow.parquet as pq
 from bandit.errors import EventLogError
 from bandit.events import EVENT_SCHEMA, Record, records_to_table, table_to_records
 
-__all__ = ["EventLog", "SegmentBatch", "read_events", "read_records", "list_segments", "write_batch", "write_segment"]
+__all__ = [
+    "EventLog",
+    "MergeJob",
+    "SegmentBatch",
+    "WrittenSegment",
+    "read_events",
+    "read_records",
+    "list_segments",
+    "write_batch",
+    "write_merge",
+    "write_segment",
+]
 
 logger = logging.getLogger(__name__)
 
-_SEGMENT = re.compile(r"events-(\d{12})-[0-9a-f]{8}\.parquet")
+_SEGMENT = re.compile(r"events-(\d{12})-[0-9a-f]{8}(?:-merged-(\d{12}))?\.parquet")
+
+
+def _segment_range(path: Path) -> tuple[int, int]:
+    """Return (first, last) sequence numbers of the segments a file contains."""
+    match = _SEGMENT.fullmatch(path.name)
+    assert match is not None
+    last = int(match.group(1))
+    return (int(match.group(2)) if match.group(2) else last), last
+
+
+def _covered_segments(segments: list[Path]) -> set[Path]:
+    """Return the segments whose records a merged segment in the list also contains."""
+    merged = [(path, *_segment_range(path)) for path in segments if _SEGMENT.fullmatch(path.name).group(2)]  # type: ignore[union-attr]
+    covered = set()
+    for path in segments:
+        first, last = _segment_range(path)
+        for other, other_first, other_last in merged:
+            wider = (other_first, other_last) != (first, last)
+            if other is not path and wider and other_first <= first and last <= other_last:
+                covered.add(path)
+                break
+    return covered
+
+
+def _all_segments(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if _SEGMENT.fullmatch(p.name))
 
 
 def list_segments(directory: str | os.PathLike[str]) -> list[Path]:
-    """Return the complete segments of a log directory, oldest first."""
-    path = Path(directory)
-    if not path.is_dir():
-        return []
-    return sorted(p for p in path.iterdir() if _SEGMENT.fullmatch(p.name))
+    """Return the complete segments of a log directory, oldest first.
+
+    Segments whose records a merged segment also contains (left by a crash
+    during a merge) are not listed.
+    """
+    segments = _all_segments(Path(directory))
+    covered = _covered_segments(segments)
+    return [path for path in segments if path not in covered]
 
 
 def _fsync_directory(path: Path) -> None:
@@ -59,9 +110,14 @@ def _fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
-def write_segment(directory: Path, table: pa.Table, sequence: int) -> Path:
-    """Write ``table`` as segment number ``sequence`` atomically and return its path."""
-    final = directory / f"events-{sequence:012d}-{secrets.token_hex(4)}.parquet"
+def write_segment(directory: Path, table: pa.Table, sequence: int, merged_from: int | None = None) -> Path:
+    """Write ``table`` as segment number ``sequence`` atomically and return its path.
+
+    With ``merged_from``, the segment replaces segments ``merged_from`` to
+    ``sequence``, and its name says so.
+    """
+    suffix = f"-merged-{merged_from:012d}" if merged_from is not None else ""
+    final = directory / f"events-{sequence:012d}-{secrets.token_hex(4)}{suffix}.parquet"
     temporary = directory / f".{final.name}.tmp"
     try:
         with open(temporary, "wb") as handle:
@@ -87,13 +143,50 @@ class SegmentBatch:
     """Value of :attr:`EventLog.durable` once this batch is written."""
 
 
-def write_batch(batch: SegmentBatch) -> Path:
-    """Write a detached batch as its segment and return the path.
+@dataclass(frozen=True)
+class WrittenSegment:
+    """A segment written by :func:`write_batch`, kept for a later merge."""
+
+    path: Path
+    sequence: int
+    table: pa.Table
+
+
+@dataclass(frozen=True)
+class MergeJob:
+    """Segments detached by :meth:`EventLog.take_merge`, to be merged into one."""
+
+    directory: Path
+    segments: tuple[WrittenSegment, ...]
+
+
+def write_batch(batch: SegmentBatch) -> WrittenSegment:
+    """Write a detached batch as its segment.
 
     It touches no :class:`EventLog` state, so it may run in another thread
     while the log's owner keeps appending.
     """
-    return write_segment(batch.directory, records_to_table(batch.records), batch.sequence)
+    table = records_to_table(batch.records)
+    return WrittenSegment(write_segment(batch.directory, table, batch.sequence), batch.sequence, table)
+
+
+def write_merge(job: MergeJob) -> Path:
+    """Write the merged segment of a job, then delete the segments it replaces; return its path.
+
+    Like :func:`write_batch` it may run in another thread.
+    """
+    first, last = job.segments[0].sequence, job.segments[-1].sequence
+    table = pa.concat_tables([segment.table for segment in job.segments])
+    path = write_segment(job.directory, table, last, merged_from=first)
+    # From here on the merge has taken effect: list_segments hides what is
+    # left of the replaced segments, and the next open of the log deletes it.
+    try:
+        for segment in job.segments:
+            segment.path.unlink(missing_ok=True)
+        _fsync_directory(job.directory)
+    except OSError as error:
+        logger.warning("merged segment %s written, but deleting the segments it replaces failed: %s", path.name, error)
+    return path
 
 
 class EventLog:
@@ -121,16 +214,23 @@ class EventLog:
         for stale in self.directory.glob(".events-*.tmp"):
             logger.warning("removing incomplete segment %s left by an earlier crash", stale)
             stale.unlink(missing_ok=True)
-        segments = list_segments(self.directory)
-        self._next_sequence = int(_SEGMENT.fullmatch(segments[-1].name).group(1)) + 1 if segments else 0  # type: ignore[union-attr]
+        segments = _all_segments(self.directory)
+        for covered in sorted(_covered_segments(segments)):
+            logger.warning("removing segment %s, which a merged segment replaced before a crash", covered.name)
+            covered.unlink(missing_ok=True)
+        self._next_sequence = max((_segment_range(p)[1] for p in segments), default=-1) + 1
         self._buffer: list[Record] = []
         self._in_flight: SegmentBatch | None = None
+        self._unmerged: list[WrittenSegment] = []
+        self._merging: MergeJob | None = None
         self.appended = 0
         """Records appended since the log was opened."""
         self.durable = 0
         """Records, counted in append order, written to complete segments since the log was opened."""
         self.segments_written = 0
         """Segments written since the log was opened."""
+        self.merges = 0
+        """Merges of written segments since the log was opened."""
 
     @property
     def buffered(self) -> int:
@@ -166,13 +266,46 @@ class EventLog:
         self._in_flight = batch
         return batch
 
-    def commit_batch(self, batch: SegmentBatch) -> None:
-        """Record that ``batch`` was written."""
+    def commit_batch(self, batch: SegmentBatch, written: WrittenSegment) -> None:
+        """Record that ``batch`` was written as ``written``."""
         self._check_in_flight(batch)
         self._in_flight = None
         self._next_sequence += 1
         self.durable = batch.end
         self.segments_written += 1
+        self._unmerged.append(written)
+
+    @property
+    def unmerged(self) -> int:
+        """Segments this log wrote and has not merged yet."""
+        return len(self._unmerged)
+
+    def take_merge(self) -> MergeJob | None:
+        """Detach the segments written since the last merge; None unless there are at least two.
+
+        Raises
+        ------
+        EventLogError
+            If an earlier merge is neither committed nor restored.
+        """
+        if self._merging is not None:
+            raise EventLogError(f"a merge of segments in {self.directory} is still running")
+        if len(self._unmerged) < 2:
+            return None
+        job = MergeJob(self.directory, tuple(self._unmerged))
+        self._unmerged = []
+        self._merging = job
+        return job
+
+    def end_merge(self, job: MergeJob, merged: Path | None) -> None:
+        """Record the outcome of a merge: its segment, or None when it failed and may be retried."""
+        if self._merging is not job:
+            raise EventLogError("this merge is not the one running")
+        self._merging = None
+        if merged is None:
+            self._unmerged[:0] = job.segments
+            return
+        self.merges += 1
 
     def restore_batch(self, batch: SegmentBatch) -> None:
         """Put the records of a batch that failed to write back in front of the buffer."""
@@ -193,11 +326,24 @@ class EventLog:
         if batch is None:
             return None
         try:
-            path = write_batch(batch)
+            written = write_batch(batch)
         except BaseException:
             self.restore_batch(batch)
             raise
-        self.commit_batch(batch)
+        self.commit_batch(batch, written)
+        return written.path
+
+    def merge(self) -> Path | None:
+        """Merge the segments written since the last merge into one; return its path, or None."""
+        job = self.take_merge()
+        if job is None:
+            return None
+        try:
+            path = write_merge(job)
+        except BaseException:
+            self.end_merge(job, None)
+            raise
+        self.end_merge(job, path)
         return path
 
 

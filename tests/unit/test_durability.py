@@ -6,10 +6,11 @@ import itertools
 import threading
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from bandit.errors import EventLogError
-from bandit.eventlog import EventLog, list_segments, read_records, write_batch
+from bandit.eventlog import EventLog, list_segments, read_records, write_batch, write_segment
 from bandit.events import RewardRecord, RewardStatus
 from protos.microbandit.v1 import decision_service_pb2 as pb
 from serving.config import parse_config
@@ -33,8 +34,7 @@ def test_batch_detaches_buffer_and_counts_durable(tmp_path: Path) -> None:
     assert log.appended == 3
     assert log.durable == 0
     assert log.buffered == 1
-    write_batch(batch)
-    log.commit_batch(batch)
+    log.commit_batch(batch, write_batch(batch))
     assert log.durable == 2
     assert log.segments_written == 1
     log.flush()
@@ -74,11 +74,12 @@ def test_batch_written_from_other_thread(tmp_path: Path) -> None:
     log.extend([_reward(i) for i in range(5)])
     batch = log.take_batch()
     assert batch is not None
-    writer = threading.Thread(target=write_batch, args=(batch,))
+    written = []
+    writer = threading.Thread(target=lambda: written.append(write_batch(batch)))
     writer.start()
     log.extend([_reward(i) for i in range(5, 8)])
     writer.join()
-    log.commit_batch(batch)
+    log.commit_batch(batch, written[0])
     log.flush()
     assert [r.event_id for r in read_records(tmp_path)] == [f"e{i}" for i in range(8)]
 
@@ -143,3 +144,41 @@ def test_restart_recognizes_resent_joined_decision(tmp_path: Path) -> None:
     assert restarted.duplicate_decisions == 2
     assert restarted.reward("e0", 1.0, "r0", clock.now) is RewardStatus.DUPLICATE
     assert restarted.learner.policy.examples_learned == 1
+
+
+def test_merge_replaces_small_segments(tmp_path: Path) -> None:
+    log = EventLog(tmp_path)
+    for index in range(4):
+        log.append(_reward(index))
+        log.flush()
+    assert log.unmerged == 4
+    merged = log.merge()
+    assert merged is not None
+    log.append(_reward(4))
+    log.flush()
+
+    assert [p.name for p in list_segments(tmp_path)] == [merged.name, list_segments(tmp_path)[-1].name]
+    assert merged.name.startswith("events-000000000003-")
+    assert merged.name.endswith("-merged-000000000000.parquet")
+    assert [r.event_id for r in read_records(tmp_path)] == [f"e{i}" for i in range(5)]
+    assert log.merge() is None
+
+
+def test_crash_during_merge_hides_replaced_segments(tmp_path: Path) -> None:
+    log = EventLog(tmp_path)
+    for index in range(3):
+        log.append(_reward(index))
+        log.flush()
+    job = log.take_merge()
+    assert job is not None
+    # A crash after the merged segment is renamed into place but before the
+    # replaced segments are deleted:
+    write_segment(tmp_path, pa.concat_tables([s.table for s in job.segments]), 2, merged_from=0)
+    assert len(list(tmp_path.glob("*.parquet"))) == 4
+
+    assert [r.event_id for r in read_records(tmp_path)] == ["e0", "e1", "e2"]
+    reopened = EventLog(tmp_path)
+    assert len(list(tmp_path.glob("*.parquet"))) == 1
+    reopened.append(_reward(3))
+    reopened.flush()
+    assert [r.event_id for r in read_records(tmp_path)] == ["e0", "e1", "e2", "e3"]
