@@ -31,7 +31,7 @@ import ray
 from ray import serve
 
 from bandit.errors import UnknownEventError
-from bandit.eventlog import write_batch
+from bandit.eventlog import MergeJob, write_batch, write_merge
 from bandit.events import DecisionRecord, RewardStatus
 from bandit.join import ActivationStatus
 from protos.microbandit.v1 import decision_service_pb2 as pb
@@ -41,7 +41,7 @@ from serving._private.keys import load_auth_token, load_user_id_key
 from serving._private.transport import ActionDecoder, PackedDecision, pack_decisions
 from serving.config import MicrobanditConfig, load_config
 from serving.decider import DeciderCore
-from serving.errors import status_for
+from serving.errors import LearnerUnavailableError, status_for
 from serving.learner import UNKNOWN_EVENT, LearnerService
 
 __all__ = [
@@ -70,6 +70,8 @@ _UNKNOWN_EVENT_WAIT_FLUSHES = 3
 # intervals, so that a decision still buffered in another replica arrives first.
 
 
+_LOOP_PROBE_INTERVAL = 0.02
+# Seconds between measurements of a decider replica's event-loop delay.
 _LEARNER_INFO_TIMEOUT = 2.0
 # Seconds GetPolicy waits for the learner before it answers from the replica.
 
@@ -98,7 +100,9 @@ class LearnerActor:
     appended before it, is in a complete, fsynced segment (group commit:
     one segment write serves every call that arrived while the previous
     write ran). Segments are written in a worker thread so that decisions
-    and model requests keep flowing meanwhile.
+    and model requests keep flowing meanwhile. Every
+    ``checkpoint_interval_seconds`` the segments written since the last
+    merge are merged into one, so the count of files stays small.
     """
 
     def __init__(self, config_json: str, policy: str) -> None:
@@ -109,6 +113,9 @@ class LearnerActor:
         self._closed = False
         self._timer: asyncio.Task[None] | None = None
         self._writing: asyncio.Task[None] | None = None
+        self._merging: asyncio.Task[None] | None = None
+        self._merge_interval = config.server.checkpoint_interval_seconds
+        self._last_merge = time.monotonic()
         self.group_commits = 0
         self.committed_calls = 0
 
@@ -123,9 +130,34 @@ class LearnerActor:
                     await self._make_durable()
                 await self._wait_for_writer()
                 self.service.tick()
+                self._start_merge()
             except Exception:  # the next tick retries, and the traceback is logged
                 logger.exception("learner tick of policy %r failed", self.service.settings.name)
             await asyncio.sleep(_TICK_INTERVAL)
+
+    def _start_merge(self) -> None:
+        """Merge the small segments of the last checkpoint interval in the background."""
+        log = self.service.learner.log
+        now = time.monotonic()
+        if log is None or self._merging is not None or now - self._last_merge < self._merge_interval:
+            return
+        self._last_merge = now
+        job = log.take_merge()
+        if job is not None:
+            self._merging = asyncio.get_running_loop().create_task(self._merge(job))
+
+    async def _merge(self, job: MergeJob) -> None:
+        log = self.service.learner.log
+        assert log is not None
+        try:
+            path = await asyncio.to_thread(write_merge, job)
+        except Exception:  # the segments stay as they are, and the next interval retries
+            log.end_merge(job, None)
+            logger.exception("merging %d segments of policy %r failed", len(job.segments), self.service.settings.name)
+        else:
+            log.end_merge(job, path)
+        finally:
+            self._merging = None
 
     # -- durability -----------------------------------------------------------
 
@@ -163,11 +195,11 @@ class LearnerActor:
             if batch is None:
                 return
             try:
-                await asyncio.to_thread(write_batch, batch)
+                written = await asyncio.to_thread(write_batch, batch)
             except BaseException:
                 log.restore_batch(batch)
                 raise
-            log.commit_batch(batch)
+            log.commit_batch(batch, written)
             self.service.mark_flushed()
             self.group_commits += 1
         finally:
@@ -239,6 +271,7 @@ class LearnerActor:
         log = self.service.learner.log
         return {
             "segments_written": log.segments_written if log is not None else 0,
+            "merges": log.merges if log is not None else 0,
             "group_commits": self.group_commits,
             "committed_calls": self.committed_calls,
         }
@@ -248,7 +281,12 @@ class LearnerActor:
         if not self._closed:
             self._closed = True
             await self._wait_for_writer()
+            if self._merging is not None:
+                await asyncio.shield(self._merging)
             self.service.close()
+            log = self.service.learner.log
+            if log is not None:
+                log.merge()
         return self.service.published.version
 
 
@@ -304,7 +342,10 @@ class Decider:
             await self._update_model(name, learner)
         self._closing = False
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._flush_loop())]
+        self._loop_delay = 0.0
+        self._max_loop_delay = self.config.server.max_queue_delay_seconds
+        self.shed_requests = 0
+        self._tasks = [loop.create_task(self._flush_loop()), loop.create_task(self._measure_loop_delay())]
         self._tasks += [loop.create_task(self._model_loop(name)) for name in self.learners]
         logger.info("decider started with policies %s", sorted(self.learners))
 
@@ -387,6 +428,36 @@ class Decider:
         while retained and now - retained[0][0] > self._retain_seconds:
             retained.popleft()
 
+    async def _measure_loop_delay(self) -> None:
+        """Track how late the replica's event loop runs, which is how long admitted requests wait.
+
+        Choose runs VW without awaiting, so the requests Ray Serve admits
+        (up to ``max_ongoing_requests``) run one after another on this loop;
+        with heavy requests (large ChooseBatch calls) they would wait until
+        their deadline passes.
+        """
+        loop = asyncio.get_running_loop()
+        reported = 0
+        while not self._closing:
+            started = loop.time()
+            await asyncio.sleep(_LOOP_PROBE_INTERVAL)
+            self._loop_delay = loop.time() - started - _LOOP_PROBE_INTERVAL
+            if self.shed_requests != reported and self._loop_delay <= self._max_loop_delay:
+                logger.warning(
+                    "overloaded: rejected %d Choose and ChooseBatch calls with UNAVAILABLE (%d since start)",
+                    self.shed_requests - reported,
+                    self.shed_requests,
+                )
+                reported = self.shed_requests
+
+    def _check_overload(self) -> None:
+        if self._loop_delay > self._max_loop_delay:
+            self.shed_requests += 1
+            raise LearnerUnavailableError(
+                f"the decider replica is overloaded: requests wait {self._loop_delay:.2f} s, more than "
+                f"max_queue_delay_seconds {self._max_loop_delay}; retry later"
+            )
+
     async def _flush_loop(self) -> None:
         interval = self.config.server.decision_flush_interval_seconds
         while not self._closing:
@@ -422,6 +493,7 @@ class Decider:
     async def Choose(self, request: pb.ChooseRequest, grpc_context: Any) -> pb.ChooseResponse:  # noqa: N802 - gRPC method name
         try:
             self.core.authenticate(grpc_context.invocation_metadata())
+            self._check_overload()
             return self.core.choose(request)
         except Exception as error:
             return self._fail(grpc_context, error, pb.ChooseResponse())
@@ -429,6 +501,7 @@ class Decider:
     async def ChooseBatch(self, request: pb.ChooseBatchRequest, grpc_context: Any) -> pb.ChooseBatchResponse:  # noqa: N802
         try:
             self.core.authenticate(grpc_context.invocation_metadata())
+            self._check_overload()
             return self.core.choose_batch(request)
         except Exception as error:
             return self._fail(grpc_context, error, pb.ChooseBatchResponse())
@@ -539,6 +612,7 @@ def build_application(config: MicrobanditConfig) -> serve.Application:
         name="Decider",
         num_replicas=server.decider_replicas,
         max_ongoing_requests=server.max_ongoing_requests,
+        max_queued_requests=server.max_queued_requests,
         ray_actor_options={"num_cpus": server.decider_cpus},
         logging_config={"enable_access_log": server.access_log},
         graceful_shutdown_timeout_s=10,

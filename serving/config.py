@@ -76,6 +76,8 @@ __all__ = [
     "DEFAULT_EVENT_ID_MEMORY",
     "DEFAULT_MAX_BATCH_SIZE",
     "DEFAULT_MAX_ONGOING_REQUESTS",
+    "DEFAULT_MAX_QUEUED_REQUESTS",
+    "DEFAULT_MAX_QUEUE_DELAY",
     "DEFAULT_DRAIN_SECONDS",
     "DEFAULT_DECIDER_CPUS",
     "DEFAULT_LEARNER_CPUS",
@@ -117,6 +119,13 @@ DEFAULT_MAX_BATCH_SIZE = 1_000
 """Largest number of requests in one ChooseBatch call."""
 DEFAULT_MAX_ONGOING_REQUESTS = 64
 """Concurrent requests one decider replica accepts before Serve queues or rejects."""
+DEFAULT_MAX_QUEUED_REQUESTS = 128
+"""Requests that wait for a decider replica once it runs max_ongoing_requests.
+
+At about 2.5 ms per Choose this bounds the queueing delay near 0.3 s.
+"""
+DEFAULT_MAX_QUEUE_DELAY = 0.25
+"""Seconds a decider replica's event loop may run late before it sheds Choose and ChooseBatch calls."""
 DEFAULT_DRAIN_SECONDS = 1.0
 """Seconds a stopping replica keeps accepting requests (Ray Serve's own default is 30)."""
 DEFAULT_DECIDER_CPUS = 0.5
@@ -216,6 +225,23 @@ class ServerConfig(BaseModel):
     )
     max_ongoing_requests: int = Field(
         DEFAULT_MAX_ONGOING_REQUESTS, ge=1, description="Concurrent requests per decider replica."
+    )
+    max_queue_delay_seconds: float = Field(
+        DEFAULT_MAX_QUEUE_DELAY,
+        gt=0,
+        le=60,
+        description=(
+            "When a decider replica's event loop runs this many seconds late, its Choose and ChooseBatch "
+            "return UNAVAILABLE at once until it catches up."
+        ),
+    )
+    max_queued_requests: int = Field(
+        DEFAULT_MAX_QUEUED_REQUESTS,
+        ge=1,
+        description=(
+            "Requests that wait for a decider replica beyond max_ongoing_requests; "
+            "further requests get RESOURCE_EXHAUSTED at once instead of waiting."
+        ),
     )
     decider_cpus: float = Field(DEFAULT_DECIDER_CPUS, gt=0, le=64, description="Logical CPUs per decider replica.")
     learner_cpus: float = Field(DEFAULT_LEARNER_CPUS, gt=0, le=64, description="Logical CPUs per learner actor.")

@@ -43,6 +43,9 @@ __all__ = [
     "check_event_log",
     "context_of",
     "kill_server",
+    "overload",
+    "percentile",
+    "process_memory",
     "replayed_model_pmf",
 ]
 
@@ -339,3 +342,94 @@ def replayed_model_pmf(
     finally:
         policy.close()
     return pmf, checkpointed, replayed
+
+
+def process_memory(server: ServerProcess) -> dict[int, tuple[str, int, int]]:
+    """Return pid -> (process name, RSS bytes, PSS bytes) of every process of the server's session."""
+    result = {}
+    for pid in server.pids():
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+            rss = pss = 0
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss = int(line.split()[1]) * 1024
+                elif line.startswith("Pss:"):
+                    pss = int(line.split()[1]) * 1024
+        except OSError:  # the process ended meanwhile
+            continue
+        result[pid] = (name, rss, pss)
+    return result
+
+
+@dataclass
+class OverloadResult:
+    """Outcome of :func:`overload`: status counts and latencies in seconds."""
+
+    codes: Counter[str]
+    ok_latencies: list[float]
+    rejected_latencies: list[float]
+    details: dict[str, str] = field(default_factory=dict)
+    """Status name -> message of the first call that failed with it."""
+
+
+def overload(
+    address: str, policy: str, seconds: float, in_flight: int, batch_size: int = 1, timeout: float = 10.0
+) -> OverloadResult:
+    """Keep ``in_flight`` calls open against one address for ``seconds``, as fast as they return.
+
+    Each call is a Choose, or a ChooseBatch of ``batch_size`` requests when
+    it is over 1.
+    """
+    import asyncio
+
+    import grpc
+
+    from protos.microbandit.v1 import decision_service_pb2 as pb
+    from protos.microbandit.v1 import decision_service_pb2_grpc as pb_grpc
+
+    request = pb.ChooseRequest(
+        policy=policy,
+        context={"user": pb.Namespace(features={"segment": pb.FeatureValue(string_value="s0")})},
+        actions=[pb.Action(id=a) for a in ACTIONS],
+        consent=pb.CONSENT_DENIED,  # answered but not logged: the overload must not fill the join
+    )
+    batch = pb.ChooseBatchRequest(requests=[request] * batch_size)
+    result = OverloadResult(Counter(), [], [])
+
+    async def worker(stub: pb_grpc.DecisionServiceStub, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            try:
+                if batch_size > 1:
+                    await stub.ChooseBatch(batch, timeout=timeout)
+                else:
+                    await stub.Choose(request, timeout=timeout)
+            except grpc.aio.AioRpcError as error:
+                result.codes[error.code().name] += 1
+                result.details.setdefault(error.code().name, error.details() or "")
+                result.rejected_latencies.append(time.monotonic() - started)
+                await asyncio.sleep(0.01)
+                continue
+            result.codes["OK"] += 1
+            result.ok_latencies.append(time.monotonic() - started)
+
+    async def run() -> None:
+        # Several connections, because one HTTP/2 connection may carry only
+        # about 100 concurrent streams.
+        channels = [grpc.aio.insecure_channel(address) for _ in range(math.ceil(in_flight / 50))]
+        stubs = [pb_grpc.DecisionServiceStub(channel) for channel in channels]
+        deadline = time.monotonic() + seconds
+        try:
+            await asyncio.gather(*(worker(stubs[i % len(stubs)], deadline) for i in range(in_flight)))
+        finally:
+            for channel in channels:
+                await channel.close()
+
+    asyncio.run(run())
+    return result
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Return the ``q`` percentile (0-100) of ``values``, NaN when empty."""
+    return float(np.percentile(values, q)) if values else math.nan
