@@ -101,6 +101,8 @@ def server_config(
                 "name": MINIMAL_POLICY,
                 "accepted_namespaces": MINIMAL_NAMESPACES,
                 "undeclared_namespaces": "drop",
+                # squarecb's PMF varies with every score, so a test can tell two models apart by it.
+                "exploration": {"type": "squarecb", "gamma_scale": 10.0, "gamma_exponent": 0.5},
                 "seed": 11,
                 "model_update_interval_seconds": 0.5,
                 "join": {"reward_wait_time_seconds": 600, "aggregation": "earliest"},
