@@ -150,7 +150,7 @@ def _check_feature_value(where: str, value: object) -> FeatureValue:
         return number
     if isinstance(value, str):
         if len(value) > MAX_NAME_LENGTH:
-            raise ValueError(f"feature {where} is longer than {MAX_NAME_LENGTH} characters ({len(value)})")
+            raise ValueError(f"the value of feature {where} is longer than {MAX_NAME_LENGTH} characters ({len(value)})")
         return value
     raise TypeError(f"feature {where} must be a str, number or bool, got {type(value).__name__}")
 
@@ -177,7 +177,7 @@ def _check_features(owner: str, ns_name: str, features: object) -> dict[str, Fea
             raise TypeError(f"{owner}.{ns_name} feature name must be a str, got {type(name).__name__}")
         if len(name) > MAX_NAME_LENGTH:
             raise ValueError(f"{owner}.{ns_name} feature name is longer than {MAX_NAME_LENGTH} characters")
-        clean[name] = _check_feature_value(f"{owner}.{ns_name}.{name[:70]!r}", value)
+        clean[name] = _check_feature_value(f"{owner}.{ns_name}[{name[:70]!r}]", value)
     return clean
 
 

@@ -9,6 +9,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 if [ ! -f .venv/.microbandit-installed ] || [ pyproject.toml -nt .venv/.microbandit-installed ]; then
+    echo "microbandit: installing into .venv (about a minute the first time)..." >&2
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -e ".[dev]"
     # The obp wheel carries the Open Bandit Dataset sample. Its code does not
@@ -16,4 +17,5 @@ if [ ! -f .venv/.microbandit-installed ] || [ pyproject.toml -nt .venv/.microban
     # and only its data files are read.
     .venv/bin/python -m pip install --quiet --no-deps "obp==0.4.1"
     touch .venv/.microbandit-installed
+    echo "microbandit: installed" >&2
 fi

@@ -77,7 +77,7 @@ def test_different_inputs_encode_differently(first, second):
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_non_finite_feature_rejected_with_name(bad):
-    with pytest.raises(ValueError, match=r"user\.'age'.*finite"):
+    with pytest.raises(ValueError, match=r"context\.user\['age'\] must be a finite number"):
         validate_namespaces({"user": {"age": bad}})
 
 
@@ -122,3 +122,8 @@ def test_layout_gives_named_namespaces_their_own_letters():
 def test_layout_rejects_bad_terms(term):
     with pytest.raises(ValueError, match="interaction term"):
         NamespaceLayout(((term, "action.*"),))
+
+
+def test_long_string_value_error_names_feature():
+    with pytest.raises(ValueError, match=r"value of feature context\.device\['type'\] is longer than 256"):
+        validate_namespaces({"device": {"type": "x" * 300}})
