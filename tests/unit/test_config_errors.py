@@ -1,6 +1,7 @@
 """Start-up errors of the server configuration: each names the field and the value.
 
-Covers every VW option outside the allowlist, unknown keys, negative and
+Covers every VW option outside the allowlist (as VW's own option registry
+lists them), unknown keys, negative and
 zero times, unknown baseline actions, data-minimization settings, files the
 configuration names (key, TLS) and a data directory that is not writable.
 No Ray is started: these are the checks ``microbandit serve`` runs first.
@@ -26,14 +27,32 @@ def _document(server: dict[str, object] | None = None, **policy: object) -> dict
     return {"server": server or {}, "policies": [{"name": "p", **policy}]}
 
 
+# A VW workspace registers only the options of the reductions it sets up,
+# so the registry is read from a default workspace and from one per
+# contextual-bandit exploration.
+_REGISTRY_ARGS = [
+    "",
+    "--cb_explore_adf",
+    "--cb_explore_adf --squarecb",
+    "--cb_explore_adf --bag 3",
+    "--cb_explore_adf --cover 3",
+    "--cb_explore_adf --regcb",
+    "--cb_explore_adf --first 2",
+    "--cb_explore_adf --softmax",
+    "--cb_explore_adf --epsilon 0.1",
+]
+
+
 def _vw_option_names() -> list[str]:
-    """Return every long option VW 9 knows, from a workspace's own option registry."""
-    workspace = vowpalwabbit.Workspace("--quiet")
-    try:
-        config = workspace.get_config()
-    finally:
-        workspace.finish()
-    names = {option.name for groups in config.values() for group in groups for option in group[1]}
+    """Return the long options VW 9 registers, read from workspaces' own option registries."""
+    names: set[str] = set()
+    for args in _REGISTRY_ARGS:
+        workspace = vowpalwabbit.Workspace(f"{args} --quiet")
+        try:
+            config = workspace.get_config()
+        finally:
+            workspace.finish()
+        names |= {option.name for groups in config.values() for group in groups for option in group[1]}
     return sorted(names)
 
 
@@ -47,7 +66,9 @@ def test_vw_registry_lists_file_options() -> None:
     assert "--cache_file" in FORBIDDEN_VW_OPTIONS
     assert "--readable_model" in FORBIDDEN_VW_OPTIONS
     assert "--invert_hash" in FORBIDDEN_VW_OPTIONS
-    assert len(FORBIDDEN_VW_OPTIONS) > 50
+    assert "--cb_explore_adf" in FORBIDDEN_VW_OPTIONS
+    assert "--epsilon" in FORBIDDEN_VW_OPTIONS
+    assert len(FORBIDDEN_VW_OPTIONS) > 100
 
 
 @pytest.mark.parametrize("option", FORBIDDEN_VW_OPTIONS)
