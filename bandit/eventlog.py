@@ -132,6 +132,10 @@ def write_segment(directory: Path, table: pa.Table, sequence: int, merged_from: 
     return final
 
 
+SMALL_SEGMENT_BYTES = 256 * 1024
+"""Segments smaller than this are merged by :meth:`EventLog.merge_trailing`."""
+
+
 @dataclass(frozen=True)
 class SegmentBatch:
     """Records detached from an :class:`EventLog` buffer, to be written as one segment."""
@@ -332,6 +336,36 @@ class EventLog:
             raise
         self.commit_batch(batch, written)
         return written.path
+
+    def merge_trailing(self, max_segment_bytes: int = SMALL_SEGMENT_BYTES) -> Path | None:
+        """Merge the newest run of small segments on disk into one; return its path, or None.
+
+        A crash leaves the segments written since the writer's last merge
+        unmerged, and :meth:`merge` only merges segments this log wrote, so a
+        writer calls this once after opening the log. It reads the run of
+        segments smaller than ``max_segment_bytes`` at the end of the log.
+        """
+        if self._unmerged or self._merging is not None or self._in_flight is not None:
+            raise EventLogError("merge_trailing must run before this log writes anything")
+        trailing: list[Path] = []
+        for path in reversed(list_segments(self.directory)):
+            first, last = _segment_range(path)
+            if first != last or path.stat().st_size >= max_segment_bytes:
+                break
+            trailing.append(path)
+        if len(trailing) < 2:
+            return None
+        segments = []
+        for path in reversed(trailing):
+            try:
+                table = pq.read_table(path, schema=EVENT_SCHEMA)
+            except (OSError, pa.ArrowInvalid) as error:
+                raise EventLogError(f"event-log segment {path} is unreadable: {error}") from error
+            segments.append(WrittenSegment(path, _segment_range(path)[1], table))
+        merged = write_merge(MergeJob(self.directory, tuple(segments)))
+        self.merges += 1
+        logger.info("merged %d small segments left by an earlier run into %s", len(segments), merged.name)
+        return merged
 
     def merge(self) -> Path | None:
         """Merge the segments written since the last merge into one; return its path, or None."""

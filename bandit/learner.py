@@ -87,6 +87,8 @@ class Learner:
         self._apprentice_checked = 0
         self._apprentice_matched = 0
         if restore and self.data_dir is not None:
+            assert self.log is not None
+            self.log.merge_trailing()
             self._restore()
 
     # -- restart --------------------------------------------------------------

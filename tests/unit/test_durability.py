@@ -182,3 +182,36 @@ def test_crash_during_merge_hides_replaced_segments(tmp_path: Path) -> None:
     reopened.append(_reward(3))
     reopened.flush()
     assert [r.event_id for r in read_records(tmp_path)] == ["e0", "e1", "e2", "e3"]
+
+
+def test_merge_trailing_merges_small_segments_of_crashed_run(tmp_path: Path) -> None:
+    crashed = EventLog(tmp_path)
+    crashed.extend([_reward(i) for i in range(3)])
+    crashed.flush()
+    for index in range(3, 6):
+        crashed.append(_reward(index))
+        crashed.flush()
+
+    reopened = EventLog(tmp_path)
+    merged = reopened.merge_trailing()
+    assert merged is not None
+    assert merged.name.endswith("-merged-000000000000.parquet")
+    assert len(list_segments(tmp_path)) == 1
+    assert [r.event_id for r in read_records(tmp_path)] == [f"e{i}" for i in range(6)]
+    assert EventLog(tmp_path).merge_trailing() is None
+
+
+def test_merge_trailing_keeps_large_segments(tmp_path: Path) -> None:
+    log = EventLog(tmp_path)
+    log.extend([_reward(i) for i in range(3)])
+    log.flush()
+    for index in range(3, 5):
+        log.append(_reward(index))
+        log.flush()
+    first = list_segments(tmp_path)[0]
+
+    merged = EventLog(tmp_path).merge_trailing(max_segment_bytes=first.stat().st_size)
+    assert merged is not None
+    assert [p.name for p in list_segments(tmp_path)] == [first.name, merged.name]
+    assert merged.name.endswith("-merged-000000000001.parquet")
+    assert [r.event_id for r in read_records(tmp_path)] == [f"e{i}" for i in range(5)]
