@@ -56,12 +56,28 @@ MAX_NAME_LENGTH = 256
 """Maximum length in characters of a feature name, string value or action id."""
 
 _NAMESPACE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+_FLOAT32_MIN_NORMAL = 1.1754943508222875e-38
 _SAFE_TEXT = re.compile(r"[A-Za-z0-9_.]*")
 _SAFE_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.")
 _CONTEXT_LETTER = "c"
 _ACTION_LETTER = "a"
 # Letters handed to namespaces named in an interaction, in order of first use.
 _LETTER_POOL = [ch for ch in "BDEFGHIJKLMNOPQRSTUVWXYZbdefghijklmnopqrstuvwxyz"]
+
+
+def _label_number(value: float) -> str:
+    """Format a cost or probability for a VW label.
+
+    VW 9.11's label parser returns NaN for a number with a fraction and an
+    exponent below about -127 (``0:1.5e-209:0.5`` made every weight NaN),
+    so magnitudes below float32's smallest normal number, which VW would
+    store as 0 or a subnormal anyway, are written as 0.0. ``float()``
+    comes first because the repr of a NumPy scalar is not a VW number.
+    """
+    number = float(value)
+    if abs(number) < _FLOAT32_MIN_NORMAL:
+        number = 0.0
+    return repr(number)
 
 
 def escape_token(text: str) -> str:
@@ -382,7 +398,6 @@ class Encoder:
         for index, action in enumerate(actions):
             label = ""
             if labelled is not None and labelled[0] == index:
-                # float() first: repr of a NumPy scalar is not a VW number.
-                label = f"0:{float(labelled[1])!r}:{float(labelled[2])!r}"
+                label = f"0:{_label_number(labelled[1])}:{_label_number(labelled[2])}"
             lines.append(self.action_line(action, label))
         return lines

@@ -413,7 +413,12 @@ class Policy:
 
     def has_finite_weights(self) -> bool:
         """Return whether every weight of the model is finite (no NaN or infinity)."""
-        weights = json.loads(self._workspace.json_weights())
+        try:
+            weights = json.loads(self._workspace.json_weights())
+        except json.JSONDecodeError:
+            # VW 9.11's JSON writer stops at the first NaN or infinite value,
+            # leaving a truncated document.
+            return False
         return all(math.isfinite(w.get("value", 0.0)) for w in weights.get("weights", []))
 
     def close(self) -> None:
