@@ -122,6 +122,18 @@ class RewardJoiner:
         """Return whether ``event_id`` was joined recently."""
         return event_id in self._closed
 
+    def pending_decision(self, event_id: str) -> DecisionRecord | None:
+        """Return the decision of a pending event, or None."""
+        entry = self._pending.get(event_id)
+        return entry.decision if entry is not None else None
+
+    def newest_pending(self, limit: int) -> list[DecisionRecord]:
+        """Return the decisions of up to ``limit`` pending events, in the order they arrived, newest last."""
+        if limit <= 0:
+            return []
+        entries = list(self._pending.values())[-limit:]
+        return [entry.decision for entry in entries]
+
     def restore_closed(self, event_id: str, reward_ids: set[str]) -> None:
         """Remember an event joined before a restart, with the reward ids counted for it.
 

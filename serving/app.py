@@ -35,7 +35,7 @@ from bandit.eventlog import MergeJob, write_batch, write_merge
 from bandit.events import DecisionRecord, RewardStatus
 from bandit.join import ActivationStatus
 from protos.microbandit.v1 import decision_service_pb2 as pb
-from serving._private.convert import learning_mode_to_proto, reward_status_to_proto
+from serving._private.convert import decision_response, learning_mode_to_proto, reward_status_to_proto
 from serving._private.grpc_service import SERVICER_FUNCTION as GRPC_SERVICER_FUNCTION
 from serving._private.keys import load_auth_token, load_user_id_key
 from serving._private.transport import ActionDecoder, PackedDecision, pack_decisions
@@ -252,6 +252,10 @@ class LearnerActor:
         pending = self.service.learner.joiner.pending_count
         return published.version, published.checkpoint, pending, published.published_at
 
+    async def recent_decisions(self, limit: int) -> list[PackedDecision]:
+        """Return the newest ``limit`` decisions still waiting for their reward window, packed."""
+        return pack_decisions(self.service.learner.joiner.newest_pending(limit))
+
     async def pending(self) -> int:
         """Return the number of decisions waiting for their reward window."""
         return self.service.learner.joiner.pending_count
@@ -319,6 +323,9 @@ class Decider:
     """
 
     async def __init__(self, config_json: str) -> None:
+        # Set first: Serve calls __del__ even when this constructor fails.
+        self._closing = False
+        self._tasks: list[asyncio.Task[None]] = []
         self.config = MicrobanditConfig.model_validate_json(config_json)
         self.core = DeciderCore(
             self.config, load_user_id_key(self.config), time.time, auth_token=load_auth_token(self.config)
@@ -340,6 +347,7 @@ class Decider:
         for name, learner in self.learners.items():
             await learner.ready.remote()
             await self._update_model(name, learner)
+            await self._remember_logged_decisions(name, learner)
         self._closing = False
         loop = asyncio.get_running_loop()
         self._loop_delay = 0.0
@@ -348,6 +356,23 @@ class Decider:
         self._tasks = [loop.create_task(self._flush_loop()), loop.create_task(self._measure_loop_delay())]
         self._tasks += [loop.create_task(self._model_loop(name)) for name in self.learners]
         logger.info("decider started with policies %s", sorted(self.learners))
+
+    async def _remember_logged_decisions(self, name: str, learner: ray.actor.ActorHandle) -> None:
+        """Fill the replay memory with the decisions the learner holds, so a repeated id gets the logged one.
+
+        A replica that starts after a crash (or next to others) has no
+        memory of earlier decisions; without this, a client that repeats an
+        event id would get a new decision while rewards join the logged one.
+        """
+        memory = self.config.server.event_id_memory
+        if memory == 0:
+            return
+        rows = await learner.recent_decisions.remote(memory)
+        slot = self.core.slots[name]
+        for record in ActionDecoder().unpack(rows):
+            slot.recent[record.event_id] = decision_response(record).SerializeToString()
+        if rows:
+            logger.info("policy %r: replay memory holds %d decisions logged before this replica started", name, len(rows))
 
     # -- background work ------------------------------------------------------
 
@@ -471,6 +496,8 @@ class Decider:
         self._closing = True
         for task in self._tasks:
             task.cancel()
+        if not hasattr(self, "_pushes"):  # the constructor failed before the replica could decide
+            return
         for name in self.learners:
             try:
                 await self._push(name, wait=True)

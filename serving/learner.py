@@ -79,6 +79,7 @@ class LearnerService:
         self._last_checkpoint = now
         self._last_flush = now
         self.duplicate_decisions = 0
+        self.conflicting_decisions = 0
         self.dropped_decisions = 0
         self.published = PublishedModel(
             self.learner.policy.model_version, self.learner.policy.to_checkpoint(), self.learner.last_update or 0.0
@@ -125,10 +126,26 @@ class LearnerService:
         reached is dropped and logged.
         """
         accepted = 0
+        joiner = self.learner.joiner
         for record in records:
             event_id = record.event_id
-            if self.learner.joiner.is_pending(event_id) or self.learner.joiner.is_closed(event_id):
+            if joiner.is_pending(event_id) or joiner.is_closed(event_id):
                 self.duplicate_decisions += 1
+                logged = joiner.pending_decision(event_id)
+                if logged is not None and logged.chosen_action != record.chosen_action:
+                    # A repeated event id reached a replica that no longer
+                    # remembered it (another replica, or after a restart) and
+                    # was decided differently; rewards apply to the logged one.
+                    self.conflicting_decisions += 1
+                    logger.warning(
+                        "policy %r: event id %r was decided again with action %r, but the logged decision chose %r "
+                        "(%d such conflicts since start)",
+                        self.settings.name,
+                        event_id,
+                        record.chosen_action,
+                        logged.chosen_action,
+                        self.conflicting_decisions,
+                    )
                 continue
             try:
                 self.learner.record_decision(record)
@@ -245,6 +262,7 @@ class LearnerService:
             "model_update_interval": self.config.model_update_interval_seconds,
             "duplicate_decisions": self.duplicate_decisions,
             "dropped_decisions": self.dropped_decisions,
+            "conflicting_decisions": self.conflicting_decisions,
         }
 
     def close(self) -> None:

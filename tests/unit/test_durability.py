@@ -215,3 +215,34 @@ def test_merge_trailing_keeps_large_segments(tmp_path: Path) -> None:
     assert [p.name for p in list_segments(tmp_path)] == [first.name, merged.name]
     assert merged.name.endswith("-merged-000000000001.parquet")
     assert [r.event_id for r in read_records(tmp_path)] == [f"e{i}" for i in range(5)]
+
+
+def test_conflicting_repeat_counted_and_newest_pending_kept(tmp_path: Path) -> None:
+    config = parse_config(
+        {
+            "server": {"data_dir": str(tmp_path)},
+            "policies": [{"name": "p1", "exploration": {"type": "epsilon_greedy", "epsilon": 1.0}}],
+        }
+    )
+    clock = FakeClock()
+    key = b"0123456789abcdef0123456789abcdef"
+    records = []
+    for seed_actions in (["a", "b"], ["b", "a"]):
+        core = DeciderCore(config, key, clock)
+        request = pb.ChooseRequest(
+            policy="p1",
+            event_id="client-1",
+            context={"u": pb.Namespace(features={"s": pb.FeatureValue(string_value="x")})},
+            actions=[pb.Action(id=a) for a in seed_actions],
+            excluded_action_ids=[seed_actions[1]],
+        )
+        core.choose(request)
+        records += core.take_buffer("p1")
+        core.close()
+    service = LearnerService(config.policies[0], config.server, clock)
+
+    assert service.submit_decisions(records) == 1
+    assert service.duplicate_decisions == 1
+    assert service.conflicting_decisions == 1
+    assert [r.event_id for r in service.learner.joiner.newest_pending(5)] == ["client-1"]
+    assert service.learner.joiner.newest_pending(0) == []
