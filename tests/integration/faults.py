@@ -73,12 +73,15 @@ class LoadLedger:
     """gRPC status name (or exception type) -> count of failed calls."""
     latencies: list[tuple[float, float]] = field(default_factory=list)
     """(time the call ended, seconds it took) of every successful call."""
+    reward_latencies: list[tuple[float, float]] = field(default_factory=list)
+    """The same, of successful Reward calls only."""
     invalid_pmfs: int = 0
     repeated_event_ids: int = 0
 
-    def latencies_since(self, start: float) -> list[float]:
-        """Return the latencies of calls that ended at or after ``start``."""
-        return [seconds for ended, seconds in self.latencies if ended >= start]
+    def latencies_since(self, start: float, rewards_only: bool = False) -> list[float]:
+        """Return the latencies of calls (or of Reward calls) that ended at or after ``start``."""
+        calls = self.reward_latencies if rewards_only else self.latencies
+        return [seconds for ended, seconds in calls if ended >= start]
 
 
 def _pmf_is_valid(ranking: Sequence[tuple[str, float]], action_id: str, probability: float) -> bool:
@@ -196,6 +199,7 @@ class LoadRun:
         elapsed = time.monotonic() - started
         with self._lock:
             self.ledger.latencies.append((time.time(), elapsed))
+            self.ledger.reward_latencies.append((time.time(), elapsed))
             self.ledger.rewards[event_id] = reward_id
             self.ledger.reward_statuses[status] += 1
 

@@ -6,7 +6,9 @@ restarted on the same data directory. After each kill the event log must
 hold every acknowledged reward and only valid decisions, every segment must
 be readable, decisions lost must have been answered within the documented
 buffer interval, and the restarted model must be the last checkpoint plus
-the replayed events. ``benchmarks/fault_injection.py`` runs more kills and
+the replayed events. A caller-chosen event id repeated after the restart
+must return the logged decision when it was logged, and a new one only
+when the original was lost. ``benchmarks/fault_injection.py`` runs more kills and
 reports the figures.
 
 This module starts its own server (about 20 s per start) with a 3 s
@@ -75,7 +77,9 @@ def test_sigkill_under_load_keeps_acknowledged_data(crash_server: ServerProcess)
 
     for kill in range(KILLS):
         with LoadRun([server.address], SYNTHETIC_POLICY, ledger, seed=SEED + 10 * kill):
+            client_ids = _decide_with_client_ids(server, f"client-{kill}-early", 5)
             time.sleep(float(generator.uniform(3.0, 7.0)))
+            client_ids |= _decide_with_client_ids(server, f"client-{kill}-late", 5)
             killed_at, processes = kill_server(server)
         assert processes >= 4, f"only {processes} processes in the server's session"
 
@@ -96,6 +100,14 @@ def test_sigkill_under_load_keeps_acknowledged_data(crash_server: ServerProcess)
             client.wait_ready()
             info = client.get_policy(SYNTHETIC_POLICY)
             probe = client.choose(SYNTHETIC_POLICY, PROBE, ACTIONS, consent=False)
+            repeats = {e: client.choose(SYNTHETIC_POLICY, PROBE, ACTIONS, event_id=e) for e in client_ids}
+        logged = check_event_log(policy_dir / "events", LoadLedger(decisions=dict.fromkeys(client_ids, 0.0)))
+        for event_id, action_id in client_ids.items():
+            if event_id in logged.unlogged_decisions:
+                assert not repeats[event_id].replayed, f"{event_id} was lost but replayed"
+            else:
+                assert repeats[event_id].replayed, f"logged decision {event_id} was decided again after the restart"
+                assert repeats[event_id].action_id == action_id
         assert info.examples_learned == checkpointed + replayed == check.learnable_joined
         assert info.learner_available
         for action_id, probability in probe.pmf.items():
@@ -109,6 +121,15 @@ def test_sigkill_under_load_keeps_acknowledged_data(crash_server: ServerProcess)
     assert ledger.repeated_event_ids == 0
     assert ledger.invalid_pmfs == 0
     assert len(ledger.rewards) > 100, "the load acknowledged too few rewards to test anything"
+
+
+def _decide_with_client_ids(server: ServerProcess, prefix: str, count: int) -> dict[str, str]:
+    """Decide with caller-chosen event ids; return event id -> chosen action."""
+    with DecisionClient(server.address, timeout=10.0) as client:
+        return {
+            f"{prefix}-{i}": client.choose(SYNTHETIC_POLICY, context_of("s2", i), ACTIONS, event_id=f"{prefix}-{i}").action_id
+            for i in range(count)
+        }
 
 
 def _learner_pids(server: ServerProcess) -> list[int]:
