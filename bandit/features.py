@@ -69,7 +69,7 @@ def _label_number(value: float) -> str:
     """Format a cost or probability for a VW label.
 
     VW 9.11's label parser returns NaN for a number with a fraction and an
-    exponent below about -127 (``0:1.5e-209:0.5`` made every weight NaN),
+    exponent below about -127 (``0:1.5e-209:0.5`` made weights NaN),
     so magnitudes below float32's smallest normal number, which VW would
     store as 0 or a subnormal anyway, are written as 0.0. ``float()``
     comes first because the repr of a NumPy scalar is not a VW number.

@@ -71,6 +71,8 @@ def server_config(
             "decider_replicas": decider_replicas,
             "max_message_bytes": MAX_MESSAGE_BYTES,
             "checkpoint_interval_seconds": 20,
+            # Far longer than a test session: the sweep runs and must delete nothing.
+            "retention_days": 30,
         },
         "policies": [
             {

@@ -137,6 +137,7 @@ def test_erasure_rebuilds_model_without_user(server: ServerProcess) -> None:
 
     # The key never reaches the server's logs; the drop is logged once, not per request.
     server_log = "".join(path.read_text(errors="replace") for path in server.workdir.glob("server-*.log"))
+    assert "retention sweep of" in server_log
     assert (server.data_dir / KEY_FILE_NAME).read_text() not in server_log
     assert server_log.count("drops undeclared context namespace 'secret'") == 1
     assert server_log.count("namespace 'tracking'") == 1
