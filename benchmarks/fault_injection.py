@@ -60,8 +60,8 @@ PROBE = context_of("s1", 12)
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=8, help="number of SIGKILLs (default 8)")
-    parser.add_argument("--min-seconds", type=float, default=3.0, help="shortest load before a kill, in seconds")
-    parser.add_argument("--max-seconds", type=float, default=12.0, help="longest load before a kill, in seconds")
+    parser.add_argument("--min-seconds", type=float, default=3.0, help="minimum seconds of load before a kill")
+    parser.add_argument("--max-seconds", type=float, default=12.0, help="maximum seconds of load before a kill")
     parser.add_argument("--threads", type=int, default=2, help="client threads, each with one call in flight")
     parser.add_argument(
         "--reward-share", type=float, default=0.7, help="share of decisions that get a reward (default 0.7)"

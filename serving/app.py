@@ -87,7 +87,10 @@ def learner_actor_name(policy: str) -> str:
     return f"learner-{policy}"
 
 
-@ray.remote(max_restarts=3, max_task_retries=0)
+# Ray records task events in the GCS for every actor call unless told not
+# to. With a call per decision push and per reward, the GCS process grew
+# about 30 MiB a minute under the load of benchmarks/soak.py.
+@ray.remote(max_restarts=3, max_task_retries=0, enable_task_events=False)
 class LearnerActor:
     """Ray actor around :class:`~serving.learner.LearnerService`.
 

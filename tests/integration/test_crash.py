@@ -95,13 +95,13 @@ def test_sigkill_under_load_keeps_acknowledged_data(crash_server: ServerProcess)
         assert oldest <= LOSS_WINDOW_SECONDS, f"kill {kill}: lost a decision answered {oldest:.2f} s before it"
 
         expected, checkpointed, replayed = replayed_model_pmf(policy_dir, settings, PROBE)
+        logged = check_event_log(policy_dir / "events", LoadLedger(decisions=dict.fromkeys(client_ids, 0.0)))
         server.start()
         with DecisionClient(server.address, timeout=10.0) as client:
             client.wait_ready()
             info = client.get_policy(SYNTHETIC_POLICY)
             probe = client.choose(SYNTHETIC_POLICY, PROBE, ACTIONS, consent=False)
             repeats = {e: client.choose(SYNTHETIC_POLICY, PROBE, ACTIONS, event_id=e) for e in client_ids}
-        logged = check_event_log(policy_dir / "events", LoadLedger(decisions=dict.fromkeys(client_ids, 0.0)))
         for event_id, action_id in client_ids.items():
             if event_id in logged.unlogged_decisions:
                 assert not repeats[event_id].replayed, f"{event_id} was lost but replayed"
