@@ -8,9 +8,9 @@ specific status (never INTERNAL, never a stack trace), the server must stay
 up, and afterwards the fuzzed policy's model must have finite weights and
 its event log must read back.
 
-The number of examples per method is ``MICROBANDIT_FUZZ_EXAMPLES`` (default
-100, so 400 generated requests plus the fixed hostile ones); examples are
-derandomized, so a run is repeatable. ``scripts/fuzz_server.sh`` runs the
+The number of examples per method is ``MICROBANDIT_FUZZ_EXAMPLES``. The
+default of 100 gives 400 generated requests plus the fixed hostile ones.
+Examples are derandomized, so a run generates the same requests. ``scripts/fuzz_server.sh`` runs the
 long version.
 """
 
@@ -345,8 +345,8 @@ def _read_live_log(events_dir: Path) -> pa.Table:
     """Read a log the running server is writing, retrying when a segment vanishes mid-read.
 
     NOTE: the learner merges small segments into one in the background, so
-    a segment listed by ``read_events`` can be deleted before it is read;
-    such a read fails with ``EventLogError`` and a retry sees the merged file.
+    a segment listed by ``read_events`` can be deleted before it is read.
+    Such a read fails with ``EventLogError``, and a retry reads the merged file.
     """
     for attempt in range(LIVE_READ_ATTEMPTS):
         try:
@@ -375,7 +375,8 @@ def test_server_survives_and_model_stays_finite(server: ServerProcess, stub: pb_
         if checkpoint.exists() and checkpoint.stat().st_mtime > finished:
             break
         time.sleep(0.5)
-    assert checkpoint.exists() and checkpoint.stat().st_mtime > finished, "no checkpoint after the fuzzing"
+    assert checkpoint.exists(), "no checkpoint"
+    assert checkpoint.stat().st_mtime > finished, "no checkpoint after the fuzzing"
     settings_ = load_config(server.config_path).policy(FUZZ_POLICY).build()
     restored = Policy.load(checkpoint, settings_)
     try:
