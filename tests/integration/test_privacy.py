@@ -27,7 +27,7 @@ from serving.client import DecisionClient
 from serving.config import load_config
 from serving.learner import policy_data_dir
 
-from .conftest import MINIMAL_POLICY, ServerProcess
+from .conftest import MINIMAL_POLICY, ServerProcess, free_port_block
 
 pytestmark = pytest.mark.integration
 
@@ -115,6 +115,25 @@ def test_erase_rejected_while_server_runs(server: ServerProcess) -> None:
     assert result.returncode == 3
     assert "in use by a running server" in result.stderr
     assert "stop the server first" in result.stderr
+
+
+def test_second_server_on_same_data_dir_rejected(server: ServerProcess) -> None:
+    grpc_port = free_port_block(4)
+    command = [
+        sys.executable,
+        "-m",
+        "serving.cli",
+        "serve",
+        "--config",
+        str(server.config_path),
+        "--port",
+        str(grpc_port + 1),
+        "--http-port",
+        str(grpc_port),
+    ]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "is in use by a running server" in result.stderr
 
 
 def test_erasure_rebuilds_model_without_user(server: ServerProcess) -> None:
