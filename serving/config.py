@@ -606,7 +606,7 @@ def check_environment(config: MicrobanditConfig) -> None:
     """Check what the configuration names outside itself, before the server starts.
 
     The data directory must be a directory this process can create and
-    write; the user-id key file and the TLS certificate and key must be
+    write. The user-id key file and the TLS certificate and key must be
     readable, non-empty files, and the certificate and key must be PEM.
 
     Raises
@@ -631,11 +631,11 @@ def check_environment(config: MicrobanditConfig) -> None:
     if server.tls is not None:
         certificate = _check_readable(server.tls.cert_file, "server.tls.cert_file")
         if b"-----BEGIN CERTIFICATE-----" not in certificate:
-            raise ConfigurationError(f"server.tls.cert_file: {server.tls.cert_file} holds no PEM certificate")
+            raise ConfigurationError(f"server.tls.cert_file: {server.tls.cert_file} contains no PEM certificate")
         key = _check_readable(server.tls.key_file, "server.tls.key_file")
         if b"PRIVATE KEY-----" not in key or b"ENCRYPTED" in key:
             raise ConfigurationError(
-                f"server.tls.key_file: {server.tls.key_file} holds no unencrypted PEM private key"
+                f"server.tls.key_file: {server.tls.key_file} contains no unencrypted PEM private key"
             )
 
 

@@ -186,7 +186,7 @@ def test_tls_files_must_be_pem(tmp_path: Path) -> None:
     (tmp_path / "key.pem").write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
     tls = {"cert_file": str(tmp_path / "cert.pem"), "key_file": str(tmp_path / "key.pem")}
     config = parse_config(_document({"data_dir": str(tmp_path / "data"), "tls": tls}))
-    with pytest.raises(ConfigurationError, match="server.tls.cert_file: .*holds no PEM certificate"):
+    with pytest.raises(ConfigurationError, match="server.tls.cert_file: .*contains no PEM certificate"):
         check_environment(config)
 
 
