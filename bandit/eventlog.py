@@ -381,6 +381,32 @@ class EventLog:
         return path
 
 
+_READ_ATTEMPTS = 5
+
+
+def _read_segments(directory: str | os.PathLike[str]) -> pa.Table:
+    # A live writer may merge segments between our listing and our reads: the
+    # merged segment is written before the small ones are deleted, so a
+    # vanished segment means its records are in a newer merged one. Listing
+    # again gives a consistent set.
+    for attempt in range(_READ_ATTEMPTS):
+        tables = []
+        try:
+            for segment in list_segments(directory):
+                tables.append(pq.read_table(segment, schema=EVENT_SCHEMA))
+        except FileNotFoundError as error:
+            if attempt + 1 == _READ_ATTEMPTS:
+                raise EventLogError(
+                    f"event-log segments in {directory} kept changing during {_READ_ATTEMPTS} reads: {error}"
+                ) from error
+            logger.debug("segment vanished during read of %s (merged meanwhile); listing again", directory)
+            continue
+        except (OSError, pa.ArrowInvalid) as error:
+            raise EventLogError(f"event-log segment {segment} is unreadable: {error}") from error
+        return pa.concat_tables(tables) if tables else EVENT_SCHEMA.empty_table()
+    raise AssertionError("unreachable")
+
+
 def read_events(directory: str | os.PathLike[str], kinds: Iterable[str] | None = None) -> pa.Table:
     """Read every complete segment of a log directory into one table.
 
@@ -397,13 +423,7 @@ def read_events(directory: str | os.PathLike[str], kinds: Iterable[str] | None =
     pyarrow.Table
         Rows of :data:`~bandit.events.EVENT_SCHEMA`, in writing order.
     """
-    tables = []
-    for segment in list_segments(directory):
-        try:
-            tables.append(pq.read_table(segment, schema=EVENT_SCHEMA))
-        except (OSError, pa.ArrowInvalid) as error:
-            raise EventLogError(f"event-log segment {segment} is unreadable: {error}") from error
-    table = pa.concat_tables(tables) if tables else EVENT_SCHEMA.empty_table()
+    table = _read_segments(directory)
     if kinds is not None:
         wanted = pa.array(sorted(set(kinds)), type=pa.string())
         table = table.filter(pc.is_in(table["kind"], value_set=wanted))

@@ -74,3 +74,21 @@ def test_corrupt_segment_raises(tmp_path):
     (tmp_path / "events-000000000000-00000000.parquet").write_bytes(b"garbage")
     with pytest.raises(EventLogError, match="unreadable"):
         read_events(tmp_path)
+
+
+def test_read_lists_again_when_segment_vanishes(tmp_path, monkeypatch):
+    log = EventLog(tmp_path)
+    log.append(_decision("e1"))
+    log.flush()
+    real_read = pq.read_table
+    calls = []
+
+    def vanish_once(path, **kwargs):
+        calls.append(path)
+        if len(calls) == 1:
+            raise FileNotFoundError(path)
+        return real_read(path, **kwargs)
+
+    monkeypatch.setattr("bandit.eventlog.pq.read_table", vanish_once)
+    assert [r.event_id for r in read_records(tmp_path)] == ["e1"]
+    assert len(calls) == 2
