@@ -83,6 +83,9 @@ def test_served_choices_improve(client: DecisionClient) -> None:
     generator = np.random.default_rng(20261204)
     chose_best: list[bool] = []
     versions: list[int] = []
+    # Earlier modules may restart the session server, which starts a new
+    # model version even for a policy that learned nothing.
+    start_version = client.get_policy(SYNTHETIC_POLICY).model_version
     for _ in range(DECISIONS):
         segment = SEGMENTS[int(generator.integers(len(SEGMENTS)))]
         decision = client.choose(SYNTHETIC_POLICY, _context(segment, int(generator.integers(24))), ACTIONS)
@@ -97,8 +100,8 @@ def test_served_choices_improve(client: DecisionClient) -> None:
 
     first_rate = float(np.mean(chose_best[:100]))
     last_rate = float(np.mean(chose_best[-LAST_WINDOW:]))
-    assert versions[0] == 0
-    assert versions[-1] >= 5, f"only {versions[-1]} model versions reached the decider"
+    assert versions[0] == start_version
+    assert versions[-1] >= start_version + 5, f"only {versions[-1] - start_version} new model versions reached the decider"
     assert last_rate >= 0.8, f"best action chosen {last_rate:.1%} of the last {LAST_WINDOW} decisions"
     assert last_rate > first_rate + 0.3, f"no improvement: first 100 {first_rate:.1%}, last {last_rate:.1%}"
 
