@@ -169,7 +169,10 @@ def test_learner_death_keeps_deciders_answering(crash_server: ServerProcess) -> 
 
         assert unavailable_infos, "GetPolicy never reported the learner as unavailable"
         stale = unavailable_infos[-1]
-        assert stale.model_version == before.model_version
+        # A version published just before the kill may reach the deciders,
+        # but while the learner is down they keep one model.
+        assert stale.model_version >= before.model_version
+        assert {info.model_version for info in unavailable_infos} == {stale.model_version}
         assert stale.model_age >= unavailable_infos[0].model_age > 0.0
         assert stale.decisions_lost == 0
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from serving.client import DecisionClient
+from serving.client import DecisionClient, UnavailableError
 
 from .conftest import SYNTHETIC_POLICY, ServerProcess
 from .faults import ACTIONS, LoadLedger, LoadRun, context_of, overload, percentile, process_memory
@@ -86,6 +86,9 @@ def test_short_soak_flat_and_error_free(soak_server: ServerProcess) -> None:
     assert info.pending_decisions <= recent, "decisions stay pending after their reward window closed"
 
 
+RECOVERY_SECONDS = 10.0
+
+
 def test_overload_rejected_quickly_then_recovers(soak_server: ServerProcess) -> None:
     result = overload(
         soak_server.address, SYNTHETIC_POLICY, seconds=15.0, in_flight=OVERLOAD_IN_FLIGHT, batch_size=OVERLOAD_BATCH
@@ -101,6 +104,16 @@ def test_overload_rejected_quickly_then_recovers(soak_server: ServerProcess) -> 
     assert percentile(result.rejected_latencies, 99) <= MAX_REJECTION_SECONDS
 
     with DecisionClient(soak_server.address, timeout=2.0) as client:
+        # The replica finishes the work it queued during the overload first,
+        # so the first calls after it may still be shed for a moment.
+        recovery_deadline = time.monotonic() + RECOVERY_SECONDS
+        while True:
+            try:
+                client.choose(SYNTHETIC_POLICY, context_of("s2", 0), ACTIONS, consent=False)
+                break
+            except UnavailableError:
+                assert time.monotonic() < recovery_deadline, f"still shedding load {RECOVERY_SECONDS} s after the overload"
+                time.sleep(0.1)
         for hour in range(50):
             decision = client.choose(SYNTHETIC_POLICY, context_of("s2", hour % 24), ACTIONS, consent=False)
             assert decision.action_id in ACTIONS
