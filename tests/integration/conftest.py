@@ -226,6 +226,18 @@ class ServerProcess:
                 continue
         return result
 
+    def learner_pids(self) -> list[int]:
+        """Return the process ids of the server's learner actors (one per policy)."""
+        result = []
+        for pid in self.pids():
+            try:
+                name = Path(f"/proc/{pid}/comm").read_text().strip()
+            except OSError:
+                continue
+            if name.startswith("ray::LearnerAct"):
+                result.append(pid)
+        return result
+
     def stop(self) -> int:
         """Send SIGTERM to the whole process group and return the server's exit status."""
         assert self.process is not None

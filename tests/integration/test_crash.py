@@ -21,7 +21,6 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,24 +131,12 @@ def _decide_with_client_ids(server: ServerProcess, prefix: str, count: int) -> d
         }
 
 
-def _learner_pids(server: ServerProcess) -> list[int]:
-    pids = []
-    for pid in server.pids():
-        try:
-            name = Path(f"/proc/{pid}/comm").read_text().strip()
-        except OSError:
-            continue
-        if name.startswith("ray::LearnerAct"):
-            pids.append(pid)
-    return pids
-
-
 def test_learner_death_keeps_deciders_answering(crash_server: ServerProcess) -> None:
     server = crash_server
     policy_dir = policy_data_dir(server.data_dir, SYNTHETIC_POLICY)
     with DecisionClient(server.address, timeout=10.0) as client:
         before = client.get_policy(SYNTHETIC_POLICY)
-        learners = _learner_pids(server)
+        learners = server.learner_pids()
         assert len(learners) == len(load_config(server.config_path).policies)
         for pid in learners:
             os.kill(pid, signal.SIGKILL)

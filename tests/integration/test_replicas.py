@@ -11,7 +11,6 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -112,22 +111,10 @@ def test_proxy_also_requires_token(two_replicas: ServerProcess) -> None:
         assert response.action_id in ACTIONS
 
 
-def _learner_pids(server: ServerProcess) -> list[int]:
-    pids = []
-    for pid in server.pids():
-        try:
-            name = Path(f"/proc/{pid}/comm").read_text().strip()
-        except OSError:
-            continue
-        if name.startswith("ray::LearnerAct"):
-            pids.append(pid)
-    return pids
-
-
 def test_learner_crash_is_unavailable_then_recovers(two_replicas: ServerProcess) -> None:
     with DecisionClient(two_replicas.replica_addresses, timeout=10.0, token=TOKEN) as client:
         before = client.get_policy(SYNTHETIC_POLICY)
-        learners = _learner_pids(two_replicas)
+        learners = two_replicas.learner_pids()
         assert len(learners) == len(load_config(two_replicas.config_path).policies)  # one per policy
         for pid in learners:
             os.kill(pid, signal.SIGKILL)
@@ -149,4 +136,4 @@ def test_learner_crash_is_unavailable_then_recovers(two_replicas: ServerProcess)
         assert set(outcomes) <= {"accepted", "unavailable", "pending_decision"}
         after = client.get_policy(SYNTHETIC_POLICY)
         assert after.model_version > before.model_version
-        assert _learner_pids(two_replicas) != learners
+        assert two_replicas.learner_pids() != learners
