@@ -4,7 +4,7 @@ Each call to :meth:`EventLog.flush` writes the buffered records as one new
 segment. A segment is written under a temporary name, flushed, fsynced and
 renamed, and the directory is fsynced after the rename, so a reader never sees
 a half-written segment: files whose name ends in ``.parquet`` are complete.
-Segments are never modified in place; tools that rewrite the log (retention,
+Segments are never modified in place. Tools that rewrite the log (retention,
 erasure) write a replacement segment the same way and then delete the old one.
 
 Segment names are ``events-<sequence>-<nonce>.parquet`` with a zero-padded

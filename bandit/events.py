@@ -64,7 +64,7 @@ class LearningMode(str, Enum):
 
 
 class JoinOutcome(str, Enum):
-    """Why a joined event carries the reward it carries."""
+    """Reason a joined event carries its reward."""
 
     OBSERVED = "observed"
     """At least one reward arrived inside the window; it was aggregated."""
@@ -75,7 +75,7 @@ class JoinOutcome(str, Enum):
 
 
 class RewardStatus(str, Enum):
-    """What happened to a reward when it arrived."""
+    """Classification of a reward when it arrived."""
 
     ACCEPTED = "accepted"
     """Counted for its event, whose window is open."""

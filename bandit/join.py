@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 
 class ActivationStatus:
-    """What happened to an activation."""
+    """Outcome of an activation."""
 
     ACTIVATED = "activated"
     ALREADY_JOINED = "already_joined"
