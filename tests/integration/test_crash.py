@@ -135,6 +135,18 @@ def test_learner_death_keeps_deciders_answering(crash_server: ServerProcess) -> 
     server = crash_server
     policy_dir = policy_data_dir(server.data_dir, SYNTHETIC_POLICY)
     with DecisionClient(server.address, timeout=10.0) as client:
+        # The replica must hold a published model before the kill, or there
+        # is no model age to report when this test runs on a fresh server.
+        warm_up_deadline = time.monotonic() + 30.0
+        while True:
+            decision = client.choose(SYNTHETIC_POLICY, context_of("s1", 5), ACTIONS)
+            if decision.model_version > 0:
+                break
+            assert time.monotonic() < warm_up_deadline, "no model reached the replica within 30 s"
+            client.reward(decision.event_id, 1.0, policy=SYNTHETIC_POLICY)
+            time.sleep(0.05)
+        # Let the last publish after the warm-up reach the replica too.
+        time.sleep(3 * load_config(server.config_path).policy(SYNTHETIC_POLICY).model_update_interval_seconds + 0.5)
         before = client.get_policy(SYNTHETIC_POLICY)
         learners = server.learner_pids()
         assert len(learners) == len(load_config(server.config_path).policies)
